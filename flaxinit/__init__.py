@@ -1,0 +1,42 @@
+"""flaxinit: weight initializers for JAX and Flax, Letkeman's magnitude-preserving schemes included.
+
+Every factory returns ``init(key, shape, dtype=jnp.float32) -> jax.Array`` (the
+``jax.nn.initializers.Initializer`` contract), ready for ``kernel_init=`` of
+``flax.linen`` and ``flax.nnx`` layers.
+
+>>> import jax, flaxinit
+>>> init = flaxinit.letkeman_standard()
+>>> init(jax.random.key(0), (784, 128)).shape
+(784, 128)
+"""
+
+from flaxinit import magnitude
+from flaxinit._base import FanScheme, Initializer, UniformScheme
+from flaxinit._constant import constant, ones, zeros
+from flaxinit._fans import compute_fans
+from flaxinit._kaiming import kaiming_normal, kaiming_uniform
+from flaxinit._letkeman import letkeman_normalized, letkeman_standard
+from flaxinit._registry import available, get
+from flaxinit._xavier import xavier_normalized, xavier_standard
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FanScheme",
+    "Initializer",
+    "UniformScheme",
+    "__version__",
+    "available",
+    "compute_fans",
+    "constant",
+    "get",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "letkeman_normalized",
+    "letkeman_standard",
+    "magnitude",
+    "ones",
+    "xavier_normalized",
+    "xavier_standard",
+    "zeros",
+]

@@ -1,0 +1,100 @@
+"""Argument checks shared by every scheme: one place for every error message."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from jax.typing import DTypeLike
+
+Axes = int | tuple[int, ...]
+
+
+def check_dtype(dtype: DTypeLike | None) -> np.dtype:
+    """Returns ``dtype`` as a NumPy dtype if it is a real floating type (None: float32)."""
+    if dtype is None:
+        return np.dtype(jnp.float32)
+    try:
+        dt = jnp.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype must be a real floating dtype such as jnp.float32, got {dtype!r}") from err
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(
+            f"dtype must be a real floating dtype (float16, bfloat16, float32 or float64), "
+            f"got {dt.name}; integer, bool and complex weights are not supported"
+        )
+    return dt
+
+
+def check_shape(shape: Any) -> tuple[int, ...]:
+    """Returns ``shape`` as a tuple of positive Python ints."""
+    if isinstance(shape, numbers.Integral):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError as err:
+        raise TypeError(f"shape must be a sequence of positive integers, got {shape!r}") from err
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(f"shape must be a sequence of positive integers, got {shape!r}")
+        if d <= 0:
+            raise ValueError(f"shape must have positive dimensions (no zero-size or negative axes), got {dims}")
+    return tuple(int(d) for d in dims)
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Returns ``value`` as a positive Python int, or raises naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer or None, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def check_optional_fan(value: Any, name: str) -> int | None:
+    return None if value is None else check_positive_int(value, name)
+
+
+def check_real(value: Any, name: str, *, minimum: float | None = None, strict: bool = False) -> float:
+    """Returns ``value`` as a finite float, optionally bounded below."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        relation = ">" if strict else ">="
+        raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}")
+    return float(value)
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_axes(value: Any, name: str) -> Axes:
+    """Returns an axis spec as an int or a tuple of ints (lists become tuples)."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if all(isinstance(a, numbers.Integral) and not isinstance(a, bool) for a in value):
+            return tuple(int(a) for a in value)
+    raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}")
+
+
+def as_tuple(axes: Axes) -> tuple[int, ...]:
+    return (axes,) if isinstance(axes, int) else axes
+
+
+def check_literal_overlap(in_axis: Axes, out_axis: Axes, batch_axis: Axes) -> None:
+    """Rejects axis specs that overlap as written (before the rank is known)."""
+    groups = {"in_axis": as_tuple(in_axis), "out_axis": as_tuple(out_axis), "batch_axis": as_tuple(batch_axis)}
+    seen: dict[int, str] = {}
+    for name, axes in groups.items():
+        for a in axes:
+            if a in seen:
+                raise ValueError(f"{name} and {seen[a]} overlap at axis {a}; each axis may appear once")
+            seen[a] = name
