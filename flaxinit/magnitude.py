@@ -241,8 +241,8 @@ def article_normalized(
       ``A(n, m)``, a float or a float64 array.
 
     >>> from flaxinit.magnitude import article_normalized
-    >>> article_normalized(1, 1)
-    1.0
+    >>> article_normalized(1, 1)  # so the (1, 1) bound is sqrt(3) / 0.866 = 2.0001, vs exact 2
+    0.866
     """
     n_arr, n_scalar = _as_sizes(n, "n")
     m_arr, m_scalar = _as_sizes(m, "m")

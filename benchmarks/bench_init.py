@@ -1,0 +1,319 @@
+"""Benchmark: the cost of drawing weights with each flaxinit scheme, against jax's ``glorot_uniform``.
+
+Run it as ``python benchmarks/bench_init.py`` (``--quick`` for a short run, ``--json PATH``
+to save the numbers, ``--help`` for the rest).
+
+What it measures
+----------------
+For every scheme in ``flaxinit.available()`` (built with ``flaxinit.get(name)``;
+``constant`` with ``value=0.5``), plus the ``method="article"`` variants of the two Letkeman
+schemes, the time to initialize two cases:
+
+* ``dense``: one 4096x4096 float32 kernel;
+* ``conv``: a small float32 conv stack, kernels (3,3,3,32), (3,3,32,64), (3,3,64,64), (3,3,64,128);
+
+in two modes:
+
+* ``jit``: one ``jax.jit`` function per initializer builds every kernel of the case from one
+  key (``jax.random.split`` into one key per kernel). It is compiled and warmed up before
+  timing, so the time is the compiled work: random bits, the scaling, writing the output.
+* ``eager``: plain Python calls ``init(key, shape, jnp.float32)``, one per kernel (keys split
+  beforehand). Each call includes the Python-side work: argument checks, the fan computation
+  and, for exact Letkeman, the g(n) evaluation (cached after its first call, which the warm-up
+  absorbs), plus jax's op-by-op dispatch. For the dense kernel that work is negligible next to
+  drawing 16.8M numbers; for the conv stack it is most of the time.
+
+The baseline, ``jax.nn.initializers.glorot_uniform()``, runs on the same shapes in the same
+run, interleaved with the candidates: each repeat times every initializer once, in a fresh
+(seeded) random order, so drifts in machine load hit the baseline and the candidates alike.
+A timed block calls one initializer enough times to last about ``--block`` seconds (the count
+is set once per case and mode from the baseline, and is the same for every initializer), and
+waits on every call with ``jax.block_until_ready``; its per-call time is one sample. The
+reported time is the median over ``--repeats`` samples.
+
+How to read it
+--------------
+``ratio`` is a scheme's median over ``glorot_uniform``'s median for the same case and mode:
+1.00 means the same cost, 1.25 means 25% slower. ``spread`` is (max - min) / median of the
+scheme's samples, a rough measure of the noise in its row.
+
+Target: ratio <= 1.1x for every uniform scheme (``xavier_standard``, ``xavier_normalized``,
+``kaiming_uniform``, ``letkeman_standard`` and ``letkeman_normalized``, exact (the default) and
+article alike), in every case and mode. Each of them draws U(-1, 1) once and multiplies by a
+Python-float bound, the same work as ``glorot_uniform``, so a ratio above 1.1 that repeats
+across runs points at overhead in flaxinit; the ``check`` column marks those rows ``SLOW``.
+``kaiming_normal``, ``zeros``, ``ones`` and ``constant`` are shown for reference only (a normal
+draw costs more than a uniform one, a constant less): no target. The ``glorot_uniform (A/A)``
+row is a second, separately built copy of the baseline: its distance from 1.00 is the noise
+floor of the run, and a ratio within that distance of 1.1 is not conclusive; rerun, or raise
+``--repeats`` / ``--block``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import flaxinit
+
+CASES: dict[str, tuple[tuple[int, ...], ...]] = {
+    "dense": ((4096, 4096),),
+    "conv": ((3, 3, 3, 32), (3, 3, 32, 64), (3, 3, 64, 64), (3, 3, 64, 128)),
+}
+MODES = ("jit", "eager")
+TARGET = 1.1
+BASELINE = "glorot_uniform"
+CONTROL = "glorot_uniform (A/A)"
+DTYPE = jnp.float32
+
+
+def initializers() -> list[tuple[str, Callable[..., jax.Array], str]]:
+    """(label, init, kind) for the baseline, the A/A control and every scheme.
+
+    kind is "baseline", "control", "uniform" (held to the target) or "reference".
+    """
+    out: list[tuple[str, Callable[..., jax.Array], str]] = [
+        (BASELINE, jax.nn.initializers.glorot_uniform(), "baseline"),
+        (CONTROL, jax.nn.initializers.glorot_uniform(), "control"),
+    ]
+    for name in flaxinit.available():
+        init = flaxinit.get(name, **({"value": 0.5} if name == "constant" else {}))
+        kind = "uniform" if isinstance(init, flaxinit.UniformScheme) else "reference"
+        if name.startswith("letkeman"):
+            out.append((f"{name}[{init.method}]", init, kind))
+            article = flaxinit.get(name, method="article")
+            out.append((f"{name}[article]", article, kind))
+        else:
+            out.append((name, init, kind))
+    return out
+
+
+def make_runner(init: Callable[..., jax.Array], shapes: Sequence[tuple[int, ...]], mode: str) -> Callable[[Any], Any]:
+    """A function of one argument that builds every kernel of ``shapes`` with ``init``.
+
+    ``jit``: the argument is one key, split inside the compiled function.
+    ``eager``: the argument is a list of keys, one per kernel, split beforehand.
+    """
+    n = len(shapes)
+    if mode == "jit":
+
+        def build_jit(key):
+            keys = jax.random.split(key, n)
+            return tuple(init(keys[i], shape, DTYPE) for i, shape in enumerate(shapes))
+
+        return jax.jit(build_jit)
+
+    def build_eager(keys):
+        return tuple(init(k, shape, DTYPE) for k, shape in zip(keys, shapes, strict=True))
+
+    return build_eager
+
+
+def make_args(mode: str, n_kernels: int, count: int = 8) -> list[Any]:
+    """A few deterministic arguments for the runners (cycled through, made outside timing)."""
+    root = jax.random.key(0)
+    keys = [jax.random.fold_in(root, i) for i in range(count)]
+    if mode == "jit":
+        return keys
+    return [list(jax.random.split(k, n_kernels)) for k in keys]
+
+
+def time_block(fn: Callable[[Any], Any], args: Sequence[Any], reps: int) -> float:
+    """Seconds per call of ``fn``, over ``reps`` calls each waited on."""
+    gc_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for i in range(reps):
+            jax.block_until_ready(fn(args[i % len(args)]))
+        return (time.perf_counter() - start) / reps
+    finally:
+        if gc_enabled:
+            gc.enable()
+
+
+def calibrate(fn: Callable[[Any], Any], args: Sequence[Any], block: float, max_reps: int = 100_000) -> int:
+    """Calls per timed block so that a block of ``fn`` lasts about ``block`` seconds."""
+    per_call = min(time_block(fn, args, 1) for _ in range(3))
+    reps = 1
+    while reps < max_reps and reps * per_call < block / 8:  # cheap calls: measure more precisely
+        reps *= 4
+    if reps > 1:
+        per_call = time_block(fn, args, reps)
+    return max(1, min(max_reps, math.ceil(block / max(per_call, 1e-9))))
+
+
+def run_case_mode(case: str, mode: str, entries, repeats: int, block: float, seed: int) -> list[dict[str, Any]]:
+    shapes = CASES[case]
+    args = make_args(mode, len(shapes))
+    runners = [(label, make_runner(init, shapes, mode), kind) for label, init, kind in entries]
+    for _, fn, _ in runners:  # compile (jit), fill caches (eager), warm up
+        for a in args[:2]:
+            jax.block_until_ready(fn(a))
+    reps = calibrate(runners[0][1], args, block)
+    samples: dict[str, list[float]] = {label: [] for label, _, _ in runners}
+    rng = np.random.default_rng(seed)
+    for _ in range(repeats):
+        for i in rng.permutation(len(runners)):
+            label, fn, _ = runners[i]
+            samples[label].append(time_block(fn, args, reps))
+    base = samples[BASELINE]
+    base_median = statistics.median(base)
+    rows = []
+    for label, _, kind in runners:
+        times = samples[label]
+        median = statistics.median(times)
+        ratio = median / base_median
+        rows.append(
+            {
+                "scheme": label,
+                "kind": kind,
+                "case": case,
+                "mode": mode,
+                "shapes": [list(s) for s in shapes],
+                "reps_per_sample": reps,
+                "samples_s": times,
+                "median_s": median,
+                "spread": (max(times) - min(times)) / median,
+                "ratio": ratio,
+                "paired_ratio": statistics.median(t / b for t, b in zip(times, base, strict=True)),
+                "meets_target": (ratio <= TARGET) if kind == "uniform" else None,
+            }
+        )
+    return rows
+
+
+def fmt_time(seconds: float) -> str:
+    if seconds >= 1.0:
+        return f"{seconds:.3f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def check_mark(row: dict[str, Any]) -> str:
+    if row["kind"] == "uniform":
+        return "ok" if row["meets_target"] else "SLOW"
+    return {"baseline": "baseline", "control": "noise", "reference": "-"}[row["kind"]]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    headers = ("scheme", "case", "mode", "median", "ratio", "spread", "check")
+    table = [
+        (
+            r["scheme"],
+            r["case"],
+            r["mode"],
+            fmt_time(r["median_s"]),
+            f"{r['ratio']:.3f}x",
+            f"{100 * r['spread']:.0f}%",
+            check_mark(r),
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
+    right = {3, 4, 5}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    print(line(headers))
+    print("  ".join("-" * w for w in widths))
+    previous = None
+    for cells in table:
+        if previous is not None and cells[1:3] != previous:
+            print()
+        previous = cells[1:3]
+        print(line(cells))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=None, help="samples per initializer (default 7, --quick 3)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and shorter blocks, for a smoke run")
+    parser.add_argument(
+        "--block", type=float, default=None, help="target seconds per timed block (default 0.25, --quick 0.05)"
+    )
+    parser.add_argument("--json", metavar="PATH", default=None, help="write the results to PATH as JSON")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the interleaving order")
+    opts = parser.parse_args(argv)
+    repeats = opts.repeats if opts.repeats is not None else (3 if opts.quick else 7)
+    block = opts.block if opts.block is not None else (0.05 if opts.quick else 0.25)
+    if repeats < 1 or block <= 0:
+        parser.error("--repeats must be >= 1 and --block > 0")
+
+    device = jax.devices()[0]
+    meta = {
+        "jax": jax.__version__,
+        "flaxinit": flaxinit.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "backend": jax.default_backend(),
+        "device": str(device),
+        "device_kind": getattr(device, "device_kind", ""),
+        "cpu_count": os.cpu_count(),
+        "repeats": repeats,
+        "block_s": block,
+        "quick": opts.quick,
+        "seed": opts.seed,
+        "dtype": "float32",
+        "baseline": "jax.nn.initializers.glorot_uniform()",
+        "target": f"ratio <= {TARGET}x for every uniform scheme (exact Letkeman included), every case and mode",
+    }
+    print(
+        f"flaxinit {meta['flaxinit']} | jax {meta['jax']} | backend {meta['backend']} ({meta['device_kind']}) | "
+        f"{meta['cpu_count']} CPUs | python {meta['python']}"
+    )
+    print(f"repeats {repeats}, ~{block:g} s per timed block, samples interleaved in a seeded random order")
+    print(f"baseline: {meta['baseline']} on the same shapes, same run")
+    print(f"TARGET: {meta['target']}")
+    print()
+
+    entries = initializers()
+    rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    seed = opts.seed
+    for case in CASES:
+        for mode in MODES:
+            rows += run_case_mode(case, mode, entries, repeats, block, seed)
+            seed += 1
+    elapsed = time.perf_counter() - start
+
+    print_table(rows)
+    print()
+    control = [r["ratio"] for r in rows if r["kind"] == "control"]
+    print(f"noise floor (A/A control ratios): {', '.join(f'{c:.3f}x' for c in control)}")
+    slow = [r for r in rows if r["kind"] == "uniform" and not r["meets_target"]]
+    if slow:
+        print(f"TARGET MISSED by {len(slow)} row(s):")
+        for r in slow:
+            print(f"  {r['scheme']} {r['case']}/{r['mode']}: {r['ratio']:.3f}x (paired {r['paired_ratio']:.3f}x)")
+    else:
+        print(f"TARGET MET: every uniform scheme within {TARGET}x of glorot_uniform in every case and mode")
+    print(f"benchmark time: {elapsed:.1f} s")
+
+    if opts.json:
+        meta["elapsed_s"] = elapsed
+        with open(opts.json, "w", encoding="utf-8") as fh:
+            json.dump({"meta": meta, "results": rows}, fh, indent=2)
+            fh.write("\n")
+        print(f"results written to {opts.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
