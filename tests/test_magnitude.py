@@ -65,6 +65,7 @@ def g_by_convolution(n: int) -> Fraction:
                 add_integral(pieces[j - 1], 1, 1)
             new.append(poly)
         pieces = new
+
     # E|2X - n| = sum_j int_j^{j+1} |2x - n| f_j(x) dx, splitting the piece that holds n/2
     def moment(poly, lo, hi):  # int_lo^hi (2x - n) poly(x) dx
         return sum(
