@@ -17,7 +17,7 @@ import jax
 import numpy as np
 from jax.typing import DTypeLike
 
-from flaxinit import _checks, _sampling
+from flaxinit import _checks, _sampling, magnitude
 from flaxinit._fans import compute_fans
 
 
@@ -41,6 +41,15 @@ class Initializer(abc.ABC):
 
     @abc.abstractmethod
     def _draw(self, key: jax.Array, shape: tuple[int, ...], dtype: np.dtype, out_sharding: Any) -> jax.Array: ...
+
+    def expected_abs_sum(self, shape: tuple[int, ...], terms: int) -> float | None:
+        """``E|w_1 + ... + w_terms|`` for iid weights drawn as for a kernel of ``shape``.
+
+        The exact expectation behind the Monte Carlo tests (``None`` where the scheme has
+        no closed form). With an all-ones input, ``terms = fan_in`` gives the mean
+        |pre-activation|.
+        """
+        return None
 
     def get_config(self) -> dict[str, Any]:
         """Returns ``{"name": ..., **arguments}``: plain Python values, JSON-serializable.
@@ -111,6 +120,9 @@ class UniformScheme(FanScheme):
     def bound(self, shape: tuple[int, ...]) -> float:
         """The bound ``b`` of ``U(-b, b)`` for a kernel of ``shape`` (a Python float)."""
         return self.gain * self._unit_bound(*self.fans(_checks.check_shape(shape)))
+
+    def expected_abs_sum(self, shape, terms):
+        return self.bound(shape) * magnitude.expected_abs_sum(terms)
 
     def _draw(self, key, shape, dtype, out_sharding):
         return _sampling.uniform(key, shape, dtype, self.bound(shape), out_sharding)

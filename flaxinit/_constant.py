@@ -20,6 +20,9 @@ class Constant(Initializer):
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _checks.check_real(self.value, "value"))
 
+    def expected_abs_sum(self, shape, terms):
+        return abs(terms * self.value)
+
     def _draw(self, key, shape, dtype, out_sharding):
         del key  # deterministic
         return jnp.full(shape, self.value, dtype, out_sharding=out_sharding)

@@ -45,6 +45,9 @@ class KaimingNormal(_KaimingMixin, FanScheme):
         """The standard deviation for a kernel of ``shape`` (a Python float)."""
         return self.gain * self._unit_stddev(*self.fans(_checks.check_shape(shape)))
 
+    def expected_abs_sum(self, shape, terms):
+        return self.stddev(shape) * math.sqrt(2.0 * terms / math.pi)  # |N(0, terms s^2)|
+
     def _draw(self, key, shape, dtype, out_sharding):
         return _sampling.normal(key, shape, dtype, self.stddev(shape), out_sharding)
 

@@ -1,0 +1,247 @@
+"""The streaming, sharded, bit-reproducible Monte Carlo engine.
+
+A run estimates the means of ``S`` per-iteration statistics over ``iterations``
+independent iterations. How the bits stay the same for any chunk size and any
+number of devices:
+
+* **Keys.** Iteration ``i`` lives in block ``i // BLOCK`` at offset ``i % BLOCK`` and
+  uses ``fold_in(fold_in(key, block), offset)``: a pure function of ``(key, i)``.
+* **Within a block** the ``BLOCK`` values (iterations past the end are zeros) are
+  summed by :func:`tree_sum`, a pairwise tree of elementwise additions; elementwise
+  float arithmetic has one correct result on every backend, whatever the batch
+  layout, so a block's sums depend only on the block.
+* **Across blocks** the float32 block sums are added *exactly*, as Python integers in
+  units of ``2**-149`` (every float32 is an integer multiple of that). Integer addition
+  is associative, so the order chunks and devices finish in cannot matter, and no
+  precision is lost however many iterations run: the only rounding is float32's
+  within one block (relative ``~1e-7``), then one correctly rounded division at the end.
+
+A chunk is a whole number of blocks per device; the blocks of a chunk are laid out
+along a one-axis ``jax.sharding.Mesh`` over ``jax.devices()`` (every host's devices
+after ``jax.distributed.initialize()``), so each device computes its own blocks and
+only ``2 * S`` floats per block come back to the host.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+#: Iterations per block: the unit of key derivation and of in-device summation.
+BLOCK = 1024
+#: Device memory a chunk may use by default, per device.
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: float32 values are integer multiples of 2**-149: the exact accumulators' unit.
+_UNIT_EXP = 149
+
+StatFn = Callable[[jax.Array], jax.Array]  # key -> float32[S]
+
+
+def tree_sum(x: jax.Array, axis: int = 0) -> jax.Array:
+    """Sums ``x`` along ``axis`` by a pairwise tree of elementwise additions.
+
+    The result depends only on the values along ``axis``, never on the other axes'
+    sizes or on the backend's reduction strategy: the summation order is spelled out.
+    Zeros pad the axis to a power of two.
+
+    >>> import jax.numpy as jnp
+    >>> float(tree_sum(jnp.arange(5.0)))
+    10.0
+    """
+    x = jnp.moveaxis(x, axis, 0)
+    size = x.shape[0]
+    if size == 0:
+        return jnp.zeros(x.shape[1:], x.dtype)
+    padded = 1 << (size - 1).bit_length()
+    if padded != size:
+        x = jnp.concatenate([x, jnp.zeros((padded - size, *x.shape[1:]), x.dtype)])
+    while x.shape[0] > 1:
+        half = x.shape[0] // 2
+        x = x[:half] + x[half:]
+    return x[0]
+
+
+@dataclasses.dataclass
+class Accumulator:
+    """Exact running sums of a run; everything needed to resume it.
+
+    ``sums[s]`` and ``sumsqs[s]`` are the sums of statistic ``s`` and of its square
+    over the completed blocks, as integers in units of ``2**-149``.
+    """
+
+    iterations: int
+    num_stats: int
+    blocks_done: int = 0
+    sums: list[int] = dataclasses.field(default_factory=list)
+    sumsqs: list[int] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.sums:
+            self.sums = [0] * self.num_stats
+            self.sumsqs = [0] * self.num_stats
+
+    @property
+    def total_blocks(self) -> int:
+        return _ceil_div(self.iterations, BLOCK)
+
+    @property
+    def done(self) -> bool:
+        return self.blocks_done >= self.total_blocks
+
+    @property
+    def iterations_done(self) -> int:
+        return min(self.blocks_done * BLOCK, self.iterations)
+
+    def add(self, block_sums: np.ndarray, block_sumsqs: np.ndarray) -> None:
+        """Adds float32 block sums ``[blocks, S]`` exactly."""
+        sums = [t + _exact_total(block_sums[:, s]) for s, t in enumerate(self.sums)]
+        sumsqs = [t + _exact_total(block_sumsqs[:, s]) for s, t in enumerate(self.sumsqs)]
+        self.sums, self.sumsqs, self.blocks_done = sums, sumsqs, self.blocks_done + block_sums.shape[0]
+
+    def moments(self) -> tuple[list[float], list[float]]:
+        """Means and standard errors of the means, over the iterations done."""
+        n = self.iterations_done
+        if n == 0:
+            raise ValueError("no iterations have been run")
+        scale = 1 << _UNIT_EXP
+        means, ses = [], []
+        for total, total_sq in zip(self.sums, self.sumsqs, strict=True):
+            mean = Fraction(total, n * scale)
+            if n > 1:
+                var = (Fraction(total_sq, scale) - mean * Fraction(total, scale)) / (n - 1)
+                se = math.sqrt(max(float(var), 0.0) / n)
+            else:
+                se = math.nan
+            means.append(float(mean))
+            ses.append(se)
+        return means, ses
+
+    def to_dict(self) -> dict[str, Any]:
+        # the integers can exceed JSON's safe range: store them as strings
+        return {
+            "iterations": self.iterations,
+            "num_stats": self.num_stats,
+            "blocks_done": self.blocks_done,
+            "sums": [str(v) for v in self.sums],
+            "sumsqs": [str(v) for v in self.sumsqs],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Accumulator:
+        return cls(
+            iterations=int(d["iterations"]),
+            num_stats=int(d["num_stats"]),
+            blocks_done=int(d["blocks_done"]),
+            sums=[int(v) for v in d["sums"]],
+            sumsqs=[int(v) for v in d["sumsqs"]],
+        )
+
+
+def _exact_total(values: np.ndarray) -> int:
+    """The exact sum of float32 values, as an integer in units of 2**-149."""
+    scaled = np.ldexp(values.astype(np.float64), _UNIT_EXP)  # exact: 24-bit mantissas
+    if not np.all(np.isfinite(scaled)):
+        raise FloatingPointError("a Monte Carlo statistic overflowed float32 or was NaN")
+    return sum(int(v) for v in scaled.tolist())
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _mesh() -> Mesh:
+    return Mesh(np.asarray(jax.devices()), ("blocks",))
+
+
+def default_blocks_per_device(bytes_per_iteration: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+    """Blocks per device per chunk so that one chunk fits ``memory_budget``."""
+    per_block = max(1, bytes_per_iteration) * BLOCK
+    return max(1, memory_budget // per_block)
+
+
+class Engine:
+    """Compiles one statistic into a sharded, jitted block-sum kernel and streams it.
+
+    Args:
+      stat_fn: ``key -> float32[S]``, one iteration's statistics (traced, vmapped).
+      num_stats: ``S``.
+      bytes_per_iteration: device memory one iteration needs (for default chunking).
+    """
+
+    def __init__(self, stat_fn: StatFn, num_stats: int, bytes_per_iteration: int):
+        self.num_stats = num_stats
+        self.bytes_per_iteration = bytes_per_iteration
+        self.mesh = _mesh()
+        self.num_devices = self.mesh.devices.size
+        sharding = NamedSharding(self.mesh, PartitionSpec("blocks"))
+        offsets = jnp.arange(BLOCK, dtype=jnp.uint32)
+
+        def block_sums(key: jax.Array, block_ids: jax.Array, full_blocks: jax.Array, remainder: jax.Array):
+            def one_block(block_id):
+                block_key = jax.random.fold_in(key, block_id)
+                keys = jax.vmap(lambda j: jax.random.fold_in(block_key, j))(offsets)
+                values = jax.vmap(stat_fn)(keys).astype(jnp.float32)  # [BLOCK, S]
+                live = (block_id < full_blocks) | ((block_id == full_blocks) & (offsets < remainder))
+                values = jnp.where(live[:, None], values, 0.0)
+                return tree_sum(values, 0), tree_sum(values * values, 0)
+
+            return jax.vmap(one_block)(block_ids)
+
+        self._kernel = jax.jit(
+            block_sums, in_shardings=(None, sharding, None, None), out_shardings=(sharding, sharding)
+        )
+
+    def chunk_blocks(self, chunk_size: int | None) -> int:
+        """Blocks per chunk: a multiple of the device count, at least one per device."""
+        if chunk_size is None:
+            per_device = default_blocks_per_device(self.bytes_per_iteration)
+        else:
+            per_device = max(1, _ceil_div(chunk_size, BLOCK * self.num_devices))
+        return per_device * self.num_devices
+
+    def run(
+        self,
+        key: jax.Array,
+        acc: Accumulator,
+        chunk_size: int | None = None,
+        on_chunk: Callable[[Accumulator], None] | None = None,
+    ) -> Accumulator:
+        """Runs the remaining blocks of ``acc`` (updated in place, also returned).
+
+        Interrupting (``KeyboardInterrupt``) leaves ``acc`` holding every completed
+        chunk, so the run can be resumed from it with the same key.
+        """
+        per_chunk = self.chunk_blocks(chunk_size)
+        total = acc.total_blocks
+        if total > 2**32:
+            raise ValueError(f"iterations must be at most {2**32 * BLOCK}, got {acc.iterations}")
+        full_blocks = jnp.uint32(acc.iterations // BLOCK)
+        remainder = jnp.uint32(acc.iterations % BLOCK)
+
+        # equal chunks (one compiled shape per run), each a multiple of the device count
+        remaining = total - acc.blocks_done
+        chunks = max(1, _ceil_div(remaining, per_chunk))
+        count = _ceil_div(_ceil_div(remaining, chunks), self.num_devices) * self.num_devices
+
+        def launch(start: int):
+            ids = np.arange(start, start + count, dtype=np.uint32)
+            return start, count, self._kernel(key, ids, full_blocks, remainder)
+
+        pending = None if acc.done else launch(acc.blocks_done)
+        while pending is not None:
+            start, count, (sums, sumsqs) = pending
+            # dispatch the next chunk before waiting on this one's transfer
+            pending = launch(start + count) if start + count < total else None
+            take = min(count, total - start)
+            acc.add(np.asarray(sums)[:take], np.asarray(sumsqs)[:take])
+            if on_chunk is not None:
+                on_chunk(acc)
+        return acc

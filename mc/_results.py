@@ -1,0 +1,99 @@
+"""Typed results of the Monte Carlo tests; each converts to a plain dict."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+#: Two-sided 95 % normal quantile.
+Z95 = 1.959963984540054
+
+
+def ci95(mean: float, se: float) -> tuple[float, float]:
+    return (mean - Z95 * se, mean + Z95 * se)
+
+
+class _AsDict:
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict of every field (tuples become lists)."""
+
+        def plain(v):
+            return [plain(x) for x in v] if isinstance(v, tuple | list) else v
+
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+@dataclasses.dataclass(frozen=True)
+class StandardResult(_AsDict):
+    """One size of the standard test: mean |pre-activation| of one output node.
+
+    Attributes:
+      size: the number of inputs ``n`` summed into the node (the kernel is ``(n, 1)``).
+      scheme: the initializer's name.
+      inputs: ``"ones"``, ``"gaussian"``, ``"one_hot"`` or ``"softmax"``.
+      iterations: iterations run.
+      mean, se: the Monte Carlo mean and its standard error.
+      ci95: the 95 % interval ``mean ± 1.96 se``.
+      expected: the exact expectation, where the scheme and inputs have one, else None.
+      bound: the uniform bound used (None for non-uniform schemes).
+    """
+
+    size: int
+    scheme: str
+    inputs: str
+    iterations: int
+    mean: float
+    se: float
+    ci95: tuple[float, float]
+    expected: float | None
+    bound: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class NormalizedResult(_AsDict):
+    """One shape of the normalized test (SPEC section 3).
+
+    ``forward``, ``backward`` and ``avg`` follow ``convention``: ``"article"`` divides
+    ``T_row`` by ``n_out`` and ``T_col`` by ``n_in`` as the article's tables do;
+    ``"per_node"`` gives the mean |pre-activation| (``T_col / n_out``) and the mean
+    |back-propagated error| (``T_row / n_in``). ``avg = (T_row + T_col) / (n_in + n_out)``.
+    """
+
+    n_in: int
+    n_out: int
+    scheme: str
+    convention: str
+    iterations: int
+    forward: float
+    backward: float
+    avg: float
+    forward_se: float
+    backward_se: float
+    avg_se: float
+    forward_ci95: tuple[float, float]
+    backward_ci95: tuple[float, float]
+    avg_ci95: tuple[float, float]
+    expected_forward: float | None
+    expected_backward: float | None
+    expected_avg: float | None
+    bound: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DepthResult(_AsDict):
+    """Per-layer magnitudes through a stack of layers.
+
+    ``forward[l]`` is the mean |activation| of layer ``l`` (after its nonlinearity) and
+    ``backward[l]`` the mean |gradient| with respect to its pre-activations, when an
+    all-ones error enters at the output; both averaged over nodes and iterations.
+    """
+
+    widths: tuple[int, ...]
+    activation: str
+    scheme: str
+    inputs: str
+    iterations: int
+    forward: tuple[float, ...]
+    backward: tuple[float, ...]
+    forward_se: tuple[float, ...]
+    backward_se: tuple[float, ...]
