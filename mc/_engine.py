@@ -16,15 +16,16 @@ number of devices:
   precision is lost however many iterations run: the only rounding is float32's
   within one block (relative ``~1e-7``), then one correctly rounded division at the end.
 
-A chunk is a whole number of blocks per device; the blocks of a chunk are laid out
-along a one-axis ``jax.sharding.Mesh`` over ``jax.devices()`` (every host's devices
-after ``jax.distributed.initialize()``), so each device computes its own blocks and
-only ``2 * S`` floats per block come back to the host.
+The blocks of a device call are laid out along a one-axis ``jax.sharding.Mesh`` over
+``jax.devices()`` (every host's devices after ``jax.distributed.initialize()``) with
+``shard_map``; each device runs its share chunk by chunk (``lax.map``), so memory is set
+by the chunk, not by ``iterations``, and only ``2 * S`` floats per block come back.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -33,12 +34,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, PartitionSpec
 
 #: Iterations per block: the unit of key derivation and of in-device summation.
 BLOCK = 1024
-#: Device memory a chunk may use by default, per device.
-DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Default working set of one chunk per device, on CPUs and on accelerators.
+CPU_CHUNK_BYTES = 4 * 2**20
+ACCELERATOR_CHUNK_BYTES = 512 * 2**20
+#: Work per device call, in bytes of per-iteration memory (about a second on a CPU core).
+CALL_BYTES = 2**30
 #: float32 values are integer multiples of 2**-149: the exact accumulators' unit.
 _UNIT_EXP = 149
 
@@ -161,14 +165,23 @@ def _mesh() -> Mesh:
     return Mesh(np.asarray(jax.devices()), ("blocks",))
 
 
-def default_blocks_per_device(bytes_per_iteration: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
-    """Blocks per device per chunk so that one chunk fits ``memory_budget``."""
-    per_block = max(1, bytes_per_iteration) * BLOCK
-    return max(1, memory_budget // per_block)
+def default_chunk_bytes() -> int:
+    """Working-set budget of one vmapped chunk, per device.
+
+    Small on CPUs, where a chunk that stays in cache runs several times faster than a
+    large one; large on accelerators, which need wide batches to fill the device.
+    """
+    return CPU_CHUNK_BYTES if jax.default_backend() == "cpu" else ACCELERATOR_CHUNK_BYTES
 
 
 class Engine:
-    """Compiles one statistic into a sharded, jitted block-sum kernel and streams it.
+    """Compiles one statistic into a sharded block-sum kernel and streams it.
+
+    A *chunk* is the set of blocks one device evaluates at once (vmapped): it sets the
+    memory. A *call* is one dispatch to the devices: ``shard_map`` gives each device its
+    share of the call's blocks, which it runs chunk after chunk with ``lax.map``; only
+    the per-block sums come back. Calls are sized for about a second of work, so
+    progress is reported and Ctrl-C is honoured at that granularity.
 
     Args:
       stat_fn: ``key -> float32[S]``, one iteration's statistics (traced, vmapped).
@@ -178,34 +191,43 @@ class Engine:
 
     def __init__(self, stat_fn: StatFn, num_stats: int, bytes_per_iteration: int):
         self.num_stats = num_stats
-        self.bytes_per_iteration = bytes_per_iteration
+        self.bytes_per_iteration = max(1, bytes_per_iteration)
         self.mesh = _mesh()
         self.num_devices = self.mesh.devices.size
-        sharding = NamedSharding(self.mesh, PartitionSpec("blocks"))
         offsets = jnp.arange(BLOCK, dtype=jnp.uint32)
 
-        def block_sums(key: jax.Array, block_ids: jax.Array, full_blocks: jax.Array, remainder: jax.Array):
-            def one_block(block_id):
-                block_key = jax.random.fold_in(key, block_id)
-                keys = jax.vmap(lambda j: jax.random.fold_in(block_key, j))(offsets)
-                values = jax.vmap(stat_fn)(keys).astype(jnp.float32)  # [BLOCK, S]
-                live = (block_id < full_blocks) | ((block_id == full_blocks) & (offsets < remainder))
-                values = jnp.where(live[:, None], values, 0.0)
-                return tree_sum(values, 0), tree_sum(values * values, 0)
+        def one_block(key, block_id, full_blocks, remainder):
+            block_key = jax.random.fold_in(key, block_id)
+            keys = jax.vmap(lambda j: jax.random.fold_in(block_key, j))(offsets)
+            values = jax.vmap(stat_fn)(keys).astype(jnp.float32)  # [BLOCK, S]
+            live = (block_id < full_blocks) | ((block_id == full_blocks) & (offsets < remainder))
+            values = jnp.where(live[:, None], values, 0.0)
+            return tree_sum(values, 0), tree_sum(values * values, 0)
 
-            return jax.vmap(one_block)(block_ids)
+        def device_blocks(key, block_ids, full_blocks, remainder, *, chunk_blocks):
+            return jax.lax.map(lambda b: one_block(key, b, full_blocks, remainder), block_ids, batch_size=chunk_blocks)
 
-        self._kernel = jax.jit(
-            block_sums, in_shardings=(None, sharding, None, None), out_shardings=(sharding, sharding)
-        )
+        self._device_blocks = device_blocks
+        self._kernels: dict[int, Callable] = {}
+
+    def _kernel(self, chunk_blocks: int) -> Callable:
+        if chunk_blocks not in self._kernels:
+            spec = PartitionSpec("blocks")
+            mapped = jax.shard_map(
+                functools.partial(self._device_blocks, chunk_blocks=chunk_blocks),
+                mesh=self.mesh,
+                in_specs=(PartitionSpec(), spec, PartitionSpec(), PartitionSpec()),
+                out_specs=(spec, spec),
+            )
+            self._kernels[chunk_blocks] = jax.jit(mapped)
+        return self._kernels[chunk_blocks]
 
     def chunk_blocks(self, chunk_size: int | None) -> int:
-        """Blocks per chunk: a multiple of the device count, at least one per device."""
+        """Blocks per device per chunk: from ``chunk_size`` iterations (over all devices)
+        or from the memory budget."""
         if chunk_size is None:
-            per_device = default_blocks_per_device(self.bytes_per_iteration)
-        else:
-            per_device = max(1, _ceil_div(chunk_size, BLOCK * self.num_devices))
-        return per_device * self.num_devices
+            return max(1, default_chunk_bytes() // (self.bytes_per_iteration * BLOCK))
+        return max(1, _ceil_div(chunk_size, BLOCK * self.num_devices))
 
     def run(
         self,
@@ -216,29 +238,32 @@ class Engine:
     ) -> Accumulator:
         """Runs the remaining blocks of ``acc`` (updated in place, also returned).
 
-        Interrupting (``KeyboardInterrupt``) leaves ``acc`` holding every completed
-        chunk, so the run can be resumed from it with the same key.
+        ``on_chunk(acc)`` is called after every call's blocks are added; an exception
+        raised there (or a ``KeyboardInterrupt``) leaves ``acc`` holding every completed
+        call, so the run can be resumed from it with the same key.
         """
-        per_chunk = self.chunk_blocks(chunk_size)
         total = acc.total_blocks
         if total > 2**32:
             raise ValueError(f"iterations must be at most {2**32 * BLOCK}, got {acc.iterations}")
         full_blocks = jnp.uint32(acc.iterations // BLOCK)
         remainder = jnp.uint32(acc.iterations % BLOCK)
+        chunk = self.chunk_blocks(chunk_size)
+        per_call = max(chunk, CALL_BYTES // (self.bytes_per_iteration * BLOCK)) * self.num_devices
 
-        # equal chunks (one compiled shape per run), each a multiple of the device count
+        # equal calls (one compiled shape per run), each a multiple of the device count
         remaining = total - acc.blocks_done
-        chunks = max(1, _ceil_div(remaining, per_chunk))
-        count = _ceil_div(_ceil_div(remaining, chunks), self.num_devices) * self.num_devices
+        calls = max(1, _ceil_div(remaining, per_call))
+        count = _ceil_div(_ceil_div(remaining, calls), self.num_devices) * self.num_devices
+        kernel = self._kernel(min(chunk, count // self.num_devices))
 
         def launch(start: int):
             ids = np.arange(start, start + count, dtype=np.uint32)
-            return start, count, self._kernel(key, ids, full_blocks, remainder)
+            return start, kernel(key, ids, full_blocks, remainder)
 
         pending = None if acc.done else launch(acc.blocks_done)
         while pending is not None:
-            start, count, (sums, sumsqs) = pending
-            # dispatch the next chunk before waiting on this one's transfer
+            start, (sums, sumsqs) = pending
+            # dispatch the next call before waiting on this one's results
             pending = launch(start + count) if start + count < total else None
             take = min(count, total - start)
             acc.add(np.asarray(sums)[:take], np.asarray(sumsqs)[:take])

@@ -50,7 +50,8 @@ class FitResult:
       source: ``"exact"`` (targets from exact g) or ``"monte_carlo"``.
       constants: the fitted constants, ready for ``constants=`` of the Letkeman factories.
       se: their standard errors. For Monte Carlo fits, from the targets' standard
-        errors; for exact fits, from the residual scatter (the form's misfit).
+        errors, inflated by ``sqrt(chi2_dof)`` when that exceeds 1 (the form misfits);
+        for exact fits, from the residual scatter (the form's misfit).
       points: number of targets fitted.
       chi2_dof: reduced chi-square (Monte Carlo fits; for exact fits the mean squared
         relative residual).
@@ -76,14 +77,16 @@ class FitResult:
         return dataclasses.asdict(self)
 
 
-def _solve(residuals, x0: Sequence[float], names: Sequence[str], scale_by_scatter: bool):
+def _solve(residuals, x0: Sequence[float], names: Sequence[str], exact: bool):
     sol = optimize.least_squares(residuals, np.asarray(x0, dtype=np.float64), method="lm", xtol=1e-15, ftol=1e-15)
     if not sol.success:
         raise RuntimeError(f"the fit did not converge: {sol.message}")
     dof = max(1, sol.fun.size - len(x0))
     chi2_dof = float(sol.fun @ sol.fun) / dof
     cov = np.linalg.pinv(sol.jac.T @ sol.jac)
-    if scale_by_scatter:
+    # exact targets: the scatter is the form's misfit. Monte Carlo targets: inflate by the
+    # reduced chi-square when the form cannot fit within the targets' errors (Birge ratio).
+    if exact or chi2_dof > 1:
         cov = cov * chi2_dof
     constants = {k: float(v) for k, v in zip(names, sol.x, strict=True)}
     se = {k: float(math.sqrt(max(cov[i, i], 0.0))) for i, k in enumerate(names)}

@@ -172,7 +172,7 @@ def _standard_task(key, n, iterations, init, inputs) -> Task[StandardResult]:
             bound=_bound(init, shape),
         )
 
-    engine = Engine(stat, 1, bytes_per_iteration=4 * 4 * n)
+    engine = Engine(stat, 1, bytes_per_iteration=64 + 16 * n)  # keys and intermediates
     return Task(f"standard n={n}", engine, jax.random.fold_in(key, n), iterations, finalize)
 
 
@@ -228,7 +228,7 @@ def _normalized_task(key, shape, iterations, init, convention) -> Task[Normalize
             bound=_bound(init, shape),
         )
 
-    engine = Engine(stat, 3, bytes_per_iteration=4 * 4 * n_in * n_out)
+    engine = Engine(stat, 3, bytes_per_iteration=64 + 16 * n_in * n_out)
     label = f"normalized {n_in}x{n_out}"
     return Task(label, engine, jax.random.fold_in(jax.random.fold_in(key, n_in), n_out), iterations, finalize)
 
@@ -276,7 +276,7 @@ def depth_task(key, widths, activation, init, iterations, inputs="ones") -> Task
             backward_se=tuple(ses[depth:]),
         )
 
-    per_iteration = 4 * 4 * sum(a * b for a, b in shapes)
+    per_iteration = 64 + 16 * sum(a * b for a, b in shapes)
     engine = Engine(stat, 2 * depth, bytes_per_iteration=per_iteration)
     return Task(f"depth {activation}", engine, key, iterations, finalize)
 
