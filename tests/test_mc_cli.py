@@ -1,0 +1,135 @@
+"""python -m mc: happy paths, atomic outputs, interrupt and resume, bad arguments."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from mc import _cli, _engine
+
+
+def _strip_timing(doc):
+    return {k: v for k, v in doc.items() if k not in ("seconds", "machine")}
+
+
+def test_standard_writes_json_csv_and_plot(tmp_path, capsys):
+    out = tmp_path / "std.json"
+    argv = ["standard", "--sizes", "1,5", "--iterations", "2048", "--scheme", "letkeman_standard:method=article"]
+    argv += ["--json", str(out), "--csv", str(tmp_path / "std.csv"), "--plot", str(tmp_path / "std.png"), "--quiet"]
+    assert _cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "letkeman_standard:method=article" in printed and "MC mean ± SE" in printed
+    doc = json.loads(out.read_text())
+    assert doc["partial"] is False and doc["pending"] == {}
+    assert [r["size"] for r in doc["rows"]] == [1, 5]
+    assert all(r["iterations"] == 2048 for r in doc["rows"])
+    rows = list(csv.DictReader((tmp_path / "std.csv").open()))
+    assert [int(r["size"]) for r in rows] == [1, 5]
+    assert (tmp_path / "std.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # no leftovers
+
+
+def test_reproduce_prints_tables_and_refits(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(_cli, "ARTICLE_SIZES", (1, 5, 25))
+    monkeypatch.setattr(_cli, "ARTICLE_SHAPES", ((1, 1), (5, 5), (15, 25)))
+    out = tmp_path / "r.json"
+    argv = ["reproduce", "--iterations", "2048", "--normalized-iterations", "1024", "--json", str(out), "--quiet"]
+    assert _cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "refit standard from exact" in printed and "refit normalized from monte_carlo" in printed
+    doc = json.loads(out.read_text())
+    assert len([r for r in doc["rows"] if r["table"] == "standard"]) == 9
+    assert len([r for r in doc["rows"] if r["table"] == "normalized"]) == 9
+    assert {(f["form"], f["source"]) for f in doc["fits"]} == {
+        ("standard", "exact"),
+        ("normalized", "exact"),
+        ("standard", "monte_carlo"),
+        ("normalized", "monte_carlo"),
+    }
+    # fit --from the results file gives the same fits
+    assert _cli.main(["fit", "--from", str(out), "--json", str(tmp_path / "fit.json")]) == 0
+    assert json.loads((tmp_path / "fit.json").read_text())["fits"] == doc["fits"]
+
+
+def test_depth_and_normalized_commands(capsys):
+    assert _cli.main(["depth", "--widths", "8,8,8", "--activation", "tanh", "--iterations", "1024", "--quiet"]) == 0
+    assert "mean |gradient|" in capsys.readouterr().out
+    argv = ["normalized", "--shapes", "3x4", "--iterations", "1024", "--convention", "per_node", "--quiet"]
+    assert _cli.main(argv) == 0
+    assert "3x4" in capsys.readouterr().out
+
+
+def test_interrupt_then_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch):
+    # one block per device call, so the interrupt lands in the middle of a row
+    monkeypatch.setattr(_engine, "CALL_BYTES", 1)
+    argv = ["standard", "--sizes", "1,5,25", "--iterations", "5000", "--chunk-size", "1024", "--quiet"]
+    full = tmp_path / "full.json"
+    assert _cli.main([*argv, "--json", str(full)]) == 0
+
+    calls = {"n": 0}
+    real_add = _engine.Accumulator.add
+
+    def add_then_ctrl_c(self, *args):
+        real_add(self, *args)
+        calls["n"] += 1
+        if calls["n"] == 7:  # the 2nd block of the 2nd row
+            os.kill(os.getpid(), signal.SIGINT)
+
+    part = tmp_path / "part.json"
+    monkeypatch.setattr(_engine.Accumulator, "add", add_then_ctrl_c)
+    assert _cli.main([*argv, "--json", str(part)]) == 130
+    partial = json.loads(part.read_text())
+    assert partial["partial"] is True
+    assert [r["size"] for r in partial["rows"]] == [1]
+    [(row_id, state)] = partial["pending"].items()
+    assert "n=5" in row_id and state["blocks_done"] == 2
+
+    monkeypatch.setattr(_engine.Accumulator, "add", real_add)
+    assert _cli.main([*argv, "--json", str(part), "--resume"]) == 0
+    assert _strip_timing(json.loads(part.read_text())) == _strip_timing(json.loads(full.read_text()))
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["standard", "--iterations", "0"], "must be a positive integer"),
+        (["standard", "--iterations", "ten"], "must be a positive integer"),
+        (["standard", "--sizes", "0,5"], "--sizes must be a comma-separated list of positive integers"),
+        (["standard", "--sizes", "a"], "--sizes must be a comma-separated list"),
+        (["standard", "--scheme", "glorot"], "unknown scheme 'glorot'"),
+        (["standard", "--scheme", "letkeman_standard:method=bad"], "method must be one of"),
+        (["standard", "--scheme", "letkeman_standard:fan_in"], "is not key=value"),
+        (["normalized", "--shapes", "5x"], "--shapes must look like"),
+        (["normalized", "--shapes", "0x3"], "--shapes must look like"),
+        (["depth", "--widths", "5"], "widths must list"),
+        (["reproduce", "--resume"], "--resume needs --json"),
+        (["fit", "--from", "/nonexistent/r.json"], "not a results file"),
+        (["bogus"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
+    assert _cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m mc: error:")
+    assert message in err
+
+
+def test_resume_refuses_different_settings(tmp_path):
+    out = tmp_path / "r.json"
+    assert _cli.main(["standard", "--sizes", "1", "--iterations", "1024", "--json", str(out), "--quiet"]) == 0
+    assert _cli.main(["standard", "--sizes", "1", "--iterations", "2048", "--json", str(out), "--resume"]) == 2
+
+
+def test_module_entry_point_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "mc", "standard", "--sizes", "3", "--iterations", "1024", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "xavier_standard" in done.stdout
