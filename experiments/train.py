@@ -1,0 +1,128 @@
+"""The vectorized trainer: every (scheme, seed) run of a network in one jitted program.
+
+Runs are stacked along a leading axis and trained with ``jax.vmap``; inside, one epoch
+is a ``lax.scan`` over optimizer steps (one example per step where the setup says so).
+The Python loop is over epochs only, for progress and for interrupting between epochs.
+
+Common random numbers: run ``(arm, seed)`` initializes with ``jax.random.key(seed)``, so
+for a seed every uniform scheme scales the same ``U(-1, 1)`` draws by its own bound
+(flaxinit's single sampling path), and every arm of a seed sees the same example order
+(``fold_in(key(seed), epoch)``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from experiments.networks import Roles, Setup
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    train_x: np.ndarray
+    train_y: np.ndarray
+    eval_x: np.ndarray
+    eval_y: np.ndarray
+
+
+@dataclasses.dataclass
+class History:
+    """Per-epoch metrics of every run: ``loss[e, r]`` is run ``r``'s mean training loss in
+    epoch ``e``; ``accuracy[e, r]`` its accuracy on the evaluation set after epoch ``e``."""
+
+    runs: list[tuple[str, int]]  # (arm, seed) per run
+    loss: list[np.ndarray] = dataclasses.field(default_factory=list)
+    accuracy: list[np.ndarray] = dataclasses.field(default_factory=list)
+    complete: bool = False
+
+    def rows(self, network: str) -> list[dict]:
+        return [
+            {
+                "network": network,
+                "scheme": arm,
+                "seed": seed,
+                "epoch": e + 1,
+                "loss": float(loss[r]),
+                "accuracy": float(acc[r]),
+            }
+            for e, (loss, acc) in enumerate(zip(self.loss, self.accuracy, strict=True))
+            for r, (arm, seed) in enumerate(self.runs)
+        ]
+
+
+def init_runs(setup: Setup, arms: Mapping[str, Roles], seeds: Sequence[int], sample_x) -> tuple[list, object]:
+    """Initial params of every (arm, seed), stacked along a leading run axis."""
+    runs, params = [], []
+    for arm, roles in arms.items():
+        module = setup.build(roles)
+        init = jax.jit(lambda key, module=module: module.init(key, sample_x)["params"])
+        for seed in seeds:
+            runs.append((arm, seed))
+            params.append(init(jax.random.key(seed)))
+    return runs, jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
+
+
+def make_epoch(setup: Setup, apply: Callable, n_train: int):
+    """Returns ``epoch(params, opt_state, order_keys, data...) -> (params, opt_state, loss, acc)``
+    vmapped over runs and jitted, with the params and optimizer state donated."""
+    bs = setup.batch_size
+    steps = n_train // bs
+
+    def one_run(params, opt_state, order_key, train_x, train_y, eval_x, eval_y):
+        batches = jax.random.permutation(order_key, n_train)[: steps * bs].reshape(steps, bs)
+
+        def batch_loss(p, x, y):
+            return jnp.mean(jax.vmap(lambda xi, yi: setup.loss(apply(p, xi), yi))(x, y))
+
+        def step(carry, idx):
+            p, o = carry
+            loss, grads = jax.value_and_grad(batch_loss)(p, train_x[idx], train_y[idx])
+            updates, o = setup.optimizer.update(grads, o, p)
+            return (optax.apply_updates(p, updates), o), loss
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
+        correct = jax.vmap(lambda xi, yi: setup.correct(apply(params, xi), yi))(eval_x, eval_y)
+        return params, opt_state, jnp.mean(losses), jnp.mean(correct.astype(jnp.float32))
+
+    vmapped = jax.vmap(one_run, in_axes=(0, 0, 0, None, None, None, None))
+    return jax.jit(vmapped, donate_argnums=(0, 1))
+
+
+def train(
+    setup: Setup,
+    arms: Mapping[str, Roles],
+    seeds: Sequence[int],
+    data: Dataset,
+    epochs: int,
+    progress: Callable[[int], None] | None = None,
+) -> History:
+    """Trains every arm x seed for ``epochs``; Ctrl-C returns the epochs completed so far."""
+    runs, params = init_runs(setup, arms, seeds, data.train_x[0])
+    module = setup.build(next(iter(arms.values())))  # same structure for every arm
+
+    def apply(p, x):
+        return module.apply({"params": p}, x)
+
+    opt_state = jax.vmap(setup.optimizer.init)(params)
+    epoch_fn = make_epoch(setup, apply, len(data.train_x))
+    seed_keys = jax.vmap(jax.random.key)(jnp.asarray([seed for _, seed in runs]))
+    arrays = [jnp.asarray(a) for a in (data.train_x, data.train_y, data.eval_x, data.eval_y)]
+    history = History(runs)
+    try:
+        for epoch in range(epochs):
+            order_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, epoch)
+            params, opt_state, loss, acc = epoch_fn(params, opt_state, order_keys, *arrays)
+            history.loss.append(np.asarray(loss))
+            history.accuracy.append(np.asarray(acc))
+            if progress is not None:
+                progress(epoch + 1)
+    except KeyboardInterrupt:
+        return history
+    history.complete = True
+    return history
