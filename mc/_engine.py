@@ -10,9 +10,10 @@ number of devices:
   summed by :func:`tree_sum`, a pairwise tree of elementwise additions; elementwise
   float arithmetic has one correct result on every backend, whatever the batch
   layout, so a block's sums depend only on the block.
-* **Across blocks** the float32 block sums are added *exactly*, as Python integers in
-  units of ``2**-149`` (every float32 is an integer multiple of that). Integer addition
-  is associative, so the order chunks and devices finish in cannot matter, and no
+* **Across blocks** the float32 block sums (and sums of squared deviations from the
+  block mean) are added *exactly*, as Python integers in units of ``2**-149`` (every
+  float32 is an integer multiple of that) and exact rationals. Exact addition is
+  associative, so the order chunks and devices finish in cannot matter, and no
   precision is lost however many iterations run: the only rounding is float32's
   within one block (relative ``~1e-7``), then one correctly rounded division at the end.
 
@@ -75,22 +76,28 @@ def tree_sum(x: jax.Array, axis: int = 0) -> jax.Array:
 
 @dataclasses.dataclass
 class Accumulator:
-    """Exact running sums of a run; everything needed to resume it.
+    """Exact running moments of a run; everything needed to resume it.
 
-    ``sums[s]`` and ``sumsqs[s]`` are the sums of statistic ``s`` and of its square
-    over the completed blocks, as integers in units of ``2**-149``.
+    Per statistic ``s``: ``sums[s]`` is the sum over completed blocks of the block sums,
+    and ``m2s[s]`` the sum of the blocks' sums of squared deviations from their own means
+    (as integers in units of ``2**-149``); ``between[s]`` is the exact rational
+    ``sum_b S_b^2 / n_b`` (same units squared). The total sum of squared deviations is
+    then ``m2 + between - S^2 / N`` (Chan et al.'s pairwise update, done exactly), so the
+    variance does not suffer the cancellation of ``E[x^2] - E[x]^2``.
     """
 
     iterations: int
     num_stats: int
     blocks_done: int = 0
     sums: list[int] = dataclasses.field(default_factory=list)
-    sumsqs: list[int] = dataclasses.field(default_factory=list)
+    m2s: list[int] = dataclasses.field(default_factory=list)
+    between: list[Fraction] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.sums:
             self.sums = [0] * self.num_stats
-            self.sumsqs = [0] * self.num_stats
+            self.m2s = [0] * self.num_stats
+            self.between = [Fraction(0)] * self.num_stats
 
     @property
     def total_blocks(self) -> int:
@@ -104,28 +111,37 @@ class Accumulator:
     def iterations_done(self) -> int:
         return min(self.blocks_done * BLOCK, self.iterations)
 
-    def add(self, block_sums: np.ndarray, block_sumsqs: np.ndarray) -> None:
-        """Adds float32 block sums ``[blocks, S]`` exactly."""
-        sums = [t + _exact_total(block_sums[:, s]) for s, t in enumerate(self.sums)]
-        sumsqs = [t + _exact_total(block_sumsqs[:, s]) for s, t in enumerate(self.sumsqs)]
-        self.sums, self.sumsqs, self.blocks_done = sums, sumsqs, self.blocks_done + block_sums.shape[0]
+    def block_sizes(self, first: int, count: int) -> list[int]:
+        """Live iterations in blocks ``first .. first + count - 1``."""
+        return [max(0, min(BLOCK, self.iterations - b * BLOCK)) for b in range(first, first + count)]
+
+    def add(self, block_sums: np.ndarray, block_m2s: np.ndarray) -> None:
+        """Adds the float32 sums and M2s ``[blocks, S]`` of the next blocks exactly."""
+        sizes = self.block_sizes(self.blocks_done, block_sums.shape[0])
+        sums, m2s, between = list(self.sums), list(self.m2s), list(self.between)
+        for s in range(self.num_stats):
+            block_totals = _exact_ints(block_sums[:, s])
+            sums[s] += sum(block_totals)
+            m2s[s] += sum(_exact_ints(block_m2s[:, s]))
+            full = sum(t * t for t, n in zip(block_totals, sizes, strict=True) if n == BLOCK)
+            partial = sum(Fraction(t * t, n) for t, n in zip(block_totals, sizes, strict=True) if 0 < n < BLOCK)
+            between[s] += Fraction(full, BLOCK) + partial
+        self.sums, self.m2s, self.between, self.blocks_done = sums, m2s, between, self.blocks_done + len(sizes)
 
     def moments(self) -> tuple[list[float], list[float]]:
         """Means and standard errors of the means, over the iterations done."""
         n = self.iterations_done
         if n == 0:
             raise ValueError("no iterations have been run")
-        scale = 1 << _UNIT_EXP
+        unit = Fraction(1, 1 << _UNIT_EXP)
         means, ses = [], []
-        for total, total_sq in zip(self.sums, self.sumsqs, strict=True):
-            mean = Fraction(total, n * scale)
+        for total, m2, between in zip(self.sums, self.m2s, self.between, strict=True):
+            means.append(float(Fraction(total, n) * unit))
             if n > 1:
-                var = (Fraction(total_sq, scale) - mean * Fraction(total, scale)) / (n - 1)
-                se = math.sqrt(max(float(var), 0.0) / n)
+                squared_deviations = m2 * unit + (between - Fraction(total * total, n)) * unit * unit
+                ses.append(math.sqrt(max(float(squared_deviations / (n - 1)), 0.0) / n))
             else:
-                se = math.nan
-            means.append(float(mean))
-            ses.append(se)
+                ses.append(math.nan)
         return means, ses
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,7 +151,8 @@ class Accumulator:
             "num_stats": self.num_stats,
             "blocks_done": self.blocks_done,
             "sums": [str(v) for v in self.sums],
-            "sumsqs": [str(v) for v in self.sumsqs],
+            "m2s": [str(v) for v in self.m2s],
+            "between": [str(v) for v in self.between],
         }
 
     @classmethod
@@ -145,16 +162,17 @@ class Accumulator:
             num_stats=int(d["num_stats"]),
             blocks_done=int(d["blocks_done"]),
             sums=[int(v) for v in d["sums"]],
-            sumsqs=[int(v) for v in d["sumsqs"]],
+            m2s=[int(v) for v in d["m2s"]],
+            between=[Fraction(v) for v in d["between"]],
         )
 
 
-def _exact_total(values: np.ndarray) -> int:
-    """The exact sum of float32 values, as an integer in units of 2**-149."""
+def _exact_ints(values: np.ndarray) -> list[int]:
+    """float32 values as exact integers in units of 2**-149."""
     scaled = np.ldexp(values.astype(np.float64), _UNIT_EXP)  # exact: 24-bit mantissas
     if not np.all(np.isfinite(scaled)):
         raise FloatingPointError("a Monte Carlo statistic overflowed float32 or was NaN")
-    return sum(int(v) for v in scaled.tolist())
+    return [int(v) for v in scaled.tolist()]
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -200,9 +218,12 @@ class Engine:
             block_key = jax.random.fold_in(key, block_id)
             keys = jax.vmap(lambda j: jax.random.fold_in(block_key, j))(offsets)
             values = jax.vmap(stat_fn)(keys).astype(jnp.float32)  # [BLOCK, S]
-            live = (block_id < full_blocks) | ((block_id == full_blocks) & (offsets < remainder))
-            values = jnp.where(live[:, None], values, 0.0)
-            return tree_sum(values, 0), tree_sum(values * values, 0)
+            live = ((block_id < full_blocks) | ((block_id == full_blocks) & (offsets < remainder)))[:, None]
+            values = jnp.where(live, values, 0.0)
+            total = tree_sum(values, 0)
+            mean = total / jnp.maximum(tree_sum(live.astype(jnp.float32), 0), 1.0)
+            deviations = jnp.where(live, values - mean, 0.0)
+            return total, tree_sum(deviations * deviations, 0)
 
         def device_blocks(key, block_ids, full_blocks, remainder, *, chunk_blocks):
             return jax.lax.map(lambda b: one_block(key, b, full_blocks, remainder), block_ids, batch_size=chunk_blocks)
@@ -262,11 +283,11 @@ class Engine:
 
         pending = None if acc.done else launch(acc.blocks_done)
         while pending is not None:
-            start, (sums, sumsqs) = pending
+            start, (sums, m2s) = pending
             # dispatch the next call before waiting on this one's results
             pending = launch(start + count) if start + count < total else None
             take = min(count, total - start)
-            acc.add(np.asarray(sums)[:take], np.asarray(sumsqs)[:take])
+            acc.add(np.asarray(sums)[:take], np.asarray(m2s)[:take])
             if on_chunk is not None:
                 on_chunk(acc)
         return acc
