@@ -9,11 +9,11 @@ changes between runs.
 
 import json
 import math
-from fractions import Fraction
 import os
 import subprocess
 import sys
 import textwrap
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
