@@ -1,0 +1,220 @@
+"""The training study: learning, common random numbers, vectorization, loaders, CLI."""
+
+import gzip
+import json
+import struct
+
+import jax
+import numpy as np
+import pytest
+
+import flaxinit
+from experiments import _cli, data, demos
+from experiments.networks import CountingNet, arms_for, setup_for
+from experiments.train import Dataset, init_runs, train
+
+
+def test_counting_xavier_reaches_most_pairs_within_1200_epochs():
+    """Standard Xavier, lr 0.1, one example per step: every seed predicts at least 17 of
+    the 32 pairs correctly at some epoch within 1200 (the default study run saw 498-918)."""
+    history = train(setup_for("counting"), {"xavier_standard": {"default": flaxinit.xavier_standard()}},
+                    [1, 2, 3, 4, 5], demos.counting_data(), 1200)  # fmt: skip
+    loss, acc = np.stack(history.loss), np.stack(history.accuracy)
+    assert np.all(loss[-1] < 0.5 * loss[0])
+    assert np.all(32 * acc.max(axis=0) >= 17)
+
+
+def _kernels(params):
+    return [
+        leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params) if "kernel" in jax.tree_util.keystr(path)
+    ]
+
+
+@pytest.mark.parametrize("network", ["counting", "mnist-cnn"])
+def test_uniform_schemes_are_exact_rescalings_of_one_draw(network):
+    arms = arms_for(network)
+    uniform = [a for a, roles in arms.items() if isinstance(roles["default"], flaxinit.UniformScheme)]
+    sample = demos.counting_data().train_x[0] if network == "counting" else np.zeros((28, 28), np.float32)
+    runs, params = init_runs(setup_for(network), {a: arms[a] for a in uniform}, [1, 2], sample)
+    kernels = _kernels(params)
+    for seed in (1, 2):
+        unit = None
+        for arm in uniform:
+            r = runs.index((arm, seed))
+            scaled = [np.asarray(k[r]) / arms[arm]["default"].bound(k.shape[1:]) for k in kernels]
+            if unit is None:
+                unit = scaled
+                assert all(np.abs(u).max() <= 1 for u in unit)
+            for u, s in zip(unit, scaled, strict=True):
+                np.testing.assert_allclose(s, u, rtol=1e-6, atol=1e-7)
+    # different seeds draw differently
+    assert not np.allclose(kernels[0][runs.index((uniform[0], 1))], kernels[0][runs.index((uniform[0], 2))])
+
+
+def test_vectorized_runs_equal_separate_runs():
+    ds = demos.counting_data()
+    arms = {a: arms_for("counting")[a] for a in ("xavier_standard", "letkeman_standard")}
+    together = train(setup_for("counting"), arms, [1, 2], ds, 20)
+    alone = train(setup_for("counting"), {"letkeman_standard": arms["letkeman_standard"]}, [2], ds, 20)
+    r = together.runs.index(("letkeman_standard", 2))
+    np.testing.assert_allclose(np.stack(together.loss)[:, r], np.stack(alone.loss)[:, 0], rtol=1e-5)
+
+
+def test_arms_of_a_seed_share_data_order():
+    same = {"a": {"default": flaxinit.xavier_standard()}, "b": {"default": flaxinit.xavier_standard()}}
+    history = train(setup_for("counting"), same, [3], demos.counting_data(), 5)
+    loss = np.stack(history.loss)
+    np.testing.assert_array_equal(loss[:, 0], loss[:, 1])
+
+
+def test_rnn_arms_use_anm_on_the_one_hot_input():
+    arms = arms_for("hamlet-rnn")
+    assert arms["letkeman_standard"]["input"] == flaxinit.letkeman_standard(fan_in=1)
+    assert "input" not in arms["kaiming_normal"]
+    assert arms["kaiming_normal+anm"]["input"] == flaxinit.kaiming_normal(fan_in=1)
+
+
+# --- tiny data files, written here ------------------------------------------------------------
+
+
+def write_idx(path, array, gz=False):
+    codes = {np.uint8: 0x08, np.int32: 0x0C}
+    header = bytes([0, 0, codes[array.dtype.type], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    raw = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 96).astype(np.uint8)
+    # learnable: the label decides which rows are bright
+    images = rng.integers(0, 40, (96, 28, 28)).astype(np.uint8)
+    for i, y in enumerate(labels):
+        images[i, 2 * y : 2 * y + 3] = 255
+    write_idx(tmp_path / "train-images-idx3-ubyte.gz", images[:64], gz=True)
+    write_idx(tmp_path / "train-labels-idx1-ubyte.gz", labels[:64], gz=True)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", images[64:])
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels[64:])
+    return tmp_path
+
+
+def test_idx_loader_reads_gzipped_and_plain(mnist_dir):
+    images = data.load_mnist_idx(mnist_dir)
+    assert images.train_images.shape == (64, 28, 28) and images.test_images.shape == (32, 28, 28)
+    assert images.train_images.dtype == np.float32 and images.train_images.max() == 1.0
+
+
+@pytest.mark.parametrize(
+    "corrupt,match",
+    [
+        (lambda p: p.write_bytes(b"\x00\x01\x08\x01"), "bad magic number"),
+        (lambda p: p.write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + b"\x01\x02"), "promises 18 bytes"),
+        (lambda p: p.unlink(), "missing t10k-labels-idx1-ubyte"),
+    ],
+)
+def test_idx_loader_errors(mnist_dir, corrupt, match):
+    corrupt(mnist_dir / "t10k-labels-idx1-ubyte")
+    with pytest.raises(data.DataError, match=match):
+        data.load_mnist_idx(mnist_dir)
+
+
+def test_text_loader(tmp_path):
+    good = tmp_path / "t.txt"
+    good.write_text("To be, or not to be, that is the question. " * 5)
+    assert data.load_text(good).startswith("To be")
+    (tmp_path / "short.txt").write_text("Ay.")
+    with pytest.raises(data.DataError, match="at least 100 characters"):
+        data.load_text(tmp_path / "short.txt")
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00" * 50)
+    with pytest.raises(data.DataError, match="not UTF-8"):
+        data.load_text(tmp_path / "bin.txt")
+    with pytest.raises(data.DataError, match="no such file"):
+        data.load_text(tmp_path / "none.txt")
+
+
+def test_markdown_is_stripped():
+    text = "# Hamlet\n\n## ACT I\n\n**BERNARDO**  \nWho's there?\n\n_Enter HORATIO_\n\\[Aside\\]\n"
+    assert data.strip_markdown(text) == "Hamlet\n\nACT I\n\nBERNARDO\nWho's there?\n\nEnter HORATIO\n[Aside]\n"
+
+
+@pytest.mark.parametrize("network", ["mnist-dense", "mnist-cnn"])
+def test_mnist_networks_learn_on_tiny_data(network, mnist_dir):
+    images = data.load_mnist_idx(mnist_dir)
+    eye = np.eye(10, dtype=np.float32)
+    y, ey = (images.train_labels, images.test_labels) if network == "mnist-cnn" else (
+        eye[images.train_labels], eye[images.test_labels])  # fmt: skip
+    ds = Dataset(images.train_images, y, images.test_images, ey)
+    arms = {"letkeman_standard": arms_for(network)["letkeman_standard"]}
+    history = train(setup_for(network, lr=0.5 if network == "mnist-dense" else 0.1), arms, [1, 2], ds, 4)
+    loss = np.stack(history.loss)
+    assert loss.shape == (4, 2) and np.all(loss[-1] < loss[0])
+
+
+def test_rnn_learns_on_tiny_text(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("abcabcabd " * 60)
+    args = _cli.build_parser().parse_args(["hamlet-rnn", "--text", str(path)])
+    ds, info = _cli.load_data("hamlet-rnn", _cli.Budget(3), args)
+    assert info["vocab"] == 5 and ds.train_x.shape[1] == _cli.SEQUENCE_LENGTH
+    history = train(setup_for("hamlet-rnn", vocab=5), {"k": arms_for("hamlet-rnn")["kaiming_normal"]}, [1], ds, 3)
+    loss = np.stack(history.loss)
+    assert loss[-1, 0] < loss[0, 0]
+
+
+# --- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_writes_metrics_plot_and_report(tmp_path):
+    argv = ["counting", "--quick", "--epochs", "3", "--seeds", "1,2", "--out", str(tmp_path), "--quiet"]
+    assert _cli.main(argv) == 0
+    doc = json.loads((tmp_path / "counting" / "metrics.json").read_text())
+    assert doc["partial"] is False and doc["settings"]["epochs_completed"] == 3
+    assert len(doc["rows"]) == 3 * 5 * 2  # epochs x schemes x seeds
+    assert {r["scheme"] for r in doc["summary"]} == set(arms_for("counting"))
+    assert (tmp_path / "counting" / "metrics.csv").read_text().count("\n") == 31
+    assert (tmp_path / "counting" / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## counting" in (tmp_path / "report.md").read_text()
+
+
+def test_demos_json_shape():
+    result = demos.run_demos(epochs=3, max_updates=50)
+    assert set(result) == {"single_example_steps", "all_pairs_best_correct"}
+    for table in result.values():
+        assert list(table) == list(demos.DEMO_SCHEMES)
+    assert all(v is None or (isinstance(v, int) and 0 <= v <= 50) for v in result["single_example_steps"].values())
+    assert all(isinstance(v, int) and 0 <= v <= 32 for v in result["all_pairs_best_correct"].values())
+
+
+def test_all_ones_weights_never_break_symmetry():
+    """The article's cautionary baseline: with all-ones weights every hidden unit of a
+    layer computes the same function and gets the same update, forever."""
+    init = flaxinit.ones()
+    module = CountingNet({"default": init})
+    x, y = demos.counting_data().train_x, demos.counting_data().train_y
+    p = module.init(jax.random.key(1), x[0])["params"]
+    step = jax.jit(jax.grad(lambda q, xi, yi: ((module.apply({"params": q}, xi) - yi) ** 2).sum() / 2))
+    for i in range(64):
+        g = step(p, x[i % 32], y[i % 32])
+        p = jax.tree.map(lambda w, d: w - d, p, g)
+    for layer in ("Dense_0", "Dense_1"):
+        kernel = np.asarray(p[layer]["kernel"])
+        np.testing.assert_array_equal(kernel, np.broadcast_to(kernel[:, :1], kernel.shape))
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["nonet"], "invalid choice"),
+        (["counting", "--quick", "--full"], "not allowed with argument"),
+        (["counting", "--seeds", "a"], "must be distinct comma-separated integers"),
+        (["counting", "--seeds", "1,1"], "must be distinct"),
+        (["counting", "--epochs", "0"], "must be a positive integer"),
+        (["mnist-cnn", "--mnist-dir", "/nonexistent/mnist"], "not a folder"),
+        (["hamlet-rnn", "--text", "/nonexistent/t.txt"], "no such file"),
+    ],
+)
+def test_cli_bad_arguments_exit_2_with_one_line(argv, message, capsys, tmp_path):
+    assert _cli.main([*argv, "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m experiments: error:") and message in err
