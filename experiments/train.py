@@ -94,6 +94,41 @@ def make_epoch(setup: Setup, apply: Callable, n_train: int):
     return jax.jit(vmapped, donate_argnums=(0, 1))
 
 
+class Trainer:
+    """All runs of one network, compiled once: ``run(epochs)`` trains from the initial
+    params (so repeated runs reuse the compiled epoch and give the same history)."""
+
+    def __init__(self, setup: Setup, arms: Mapping[str, Roles], seeds: Sequence[int], data: Dataset):
+        self.setup = setup
+        self.runs, self.initial_params = init_runs(setup, arms, seeds, data.train_x[0])
+        module = setup.build(next(iter(arms.values())))  # same structure for every arm
+
+        def apply(p, x):
+            return module.apply({"params": p}, x)
+
+        self.epoch_fn = make_epoch(setup, apply, len(data.train_x))
+        self.seed_keys = jax.vmap(jax.random.key)(jnp.asarray([seed for _, seed in self.runs]))
+        self.arrays = [jnp.asarray(a) for a in (data.train_x, data.train_y, data.eval_x, data.eval_y)]
+
+    def run(self, epochs: int, progress: Callable[[int], None] | None = None) -> History:
+        """Trains for ``epochs``; Ctrl-C returns the epochs completed so far."""
+        params = jax.tree.map(jnp.copy, self.initial_params)  # the epoch donates its inputs
+        opt_state = jax.vmap(self.setup.optimizer.init)(params)
+        history = History(self.runs)
+        try:
+            for epoch in range(epochs):
+                order_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.seed_keys, epoch)
+                params, opt_state, loss, acc = self.epoch_fn(params, opt_state, order_keys, *self.arrays)
+                history.loss.append(np.asarray(loss))
+                history.accuracy.append(np.asarray(acc))
+                if progress is not None:
+                    progress(epoch + 1)
+        except KeyboardInterrupt:
+            return history
+        history.complete = True
+        return history
+
+
 def train(
     setup: Setup,
     arms: Mapping[str, Roles],
@@ -103,26 +138,4 @@ def train(
     progress: Callable[[int], None] | None = None,
 ) -> History:
     """Trains every arm x seed for ``epochs``; Ctrl-C returns the epochs completed so far."""
-    runs, params = init_runs(setup, arms, seeds, data.train_x[0])
-    module = setup.build(next(iter(arms.values())))  # same structure for every arm
-
-    def apply(p, x):
-        return module.apply({"params": p}, x)
-
-    opt_state = jax.vmap(setup.optimizer.init)(params)
-    epoch_fn = make_epoch(setup, apply, len(data.train_x))
-    seed_keys = jax.vmap(jax.random.key)(jnp.asarray([seed for _, seed in runs]))
-    arrays = [jnp.asarray(a) for a in (data.train_x, data.train_y, data.eval_x, data.eval_y)]
-    history = History(runs)
-    try:
-        for epoch in range(epochs):
-            order_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, epoch)
-            params, opt_state, loss, acc = epoch_fn(params, opt_state, order_keys, *arrays)
-            history.loss.append(np.asarray(loss))
-            history.accuracy.append(np.asarray(acc))
-            if progress is not None:
-                progress(epoch + 1)
-    except KeyboardInterrupt:
-        return history
-    history.complete = True
-    return history
+    return Trainer(setup, arms, seeds, data).run(epochs, progress)

@@ -40,7 +40,7 @@ from jax.sharding import Mesh, PartitionSpec
 #: Iterations per block: the unit of key derivation and of in-device summation.
 BLOCK = 1024
 #: Default working set of one chunk per device, on CPUs and on accelerators.
-CPU_CHUNK_BYTES = 4 * 2**20
+CPU_CHUNK_BYTES = 2 * 2**20
 ACCELERATOR_CHUNK_BYTES = 512 * 2**20
 #: Work per device call, in bytes of per-iteration memory (about a second on a CPU core).
 CALL_BYTES = 2**30
@@ -274,8 +274,10 @@ class Engine:
         # equal calls (one compiled shape per run), each a multiple of the device count
         remaining = total - acc.blocks_done
         calls = max(1, _ceil_div(remaining, per_call))
-        count = _ceil_div(_ceil_div(remaining, calls), self.num_devices) * self.num_devices
-        kernel = self._kernel(min(chunk, count // self.num_devices))
+        chunk = min(chunk, _ceil_div(_ceil_div(remaining, calls), self.num_devices))
+        # whole chunks per device: lax.map then compiles no extra body for a remainder
+        count = _ceil_div(_ceil_div(remaining, calls), chunk * self.num_devices) * chunk * self.num_devices
+        kernel = self._kernel(chunk)
 
         def launch(start: int):
             ids = np.arange(start, start + count, dtype=np.uint32)
