@@ -15,7 +15,7 @@ step and stored as window means; non-finite losses are stored as null and counte
 divergence. Writes ``results.json`` and ``summary.md`` (atomically) to ``--out``.
 
     python experiments/residual_demo.py            # about 5 minutes on a 2-core CPU
-    python experiments/residual_demo.py --quick    # a smoke run, well under a minute
+    python experiments/residual_demo.py --quick    # a smoke run, about a minute
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class MLPConfig:
     train_size: int = 4096
     test_size: int = 4096
     batch: int = 64
-    steps: int = 1500
+    steps: int = 1000
     record_every: int = 25
     seeds: int = 3
     optimizers: tuple[tuple[str, float], ...] = (("sgd_momentum", 0.01), ("adam", 1e-3))
@@ -71,8 +71,8 @@ class TransformerConfig:
     d_ff: int = 64
     num_layers: int = 6
     batch: int = 32
-    steps: int = 1000
-    record_every: int = 25
+    steps: int = 600
+    record_every: int = 20
     test_batch: int = 512
     seeds: int = 3
     learning_rates: tuple[float, ...] = (1e-3, 3e-3)
@@ -80,8 +80,12 @@ class TransformerConfig:
 
 def quick(mlp: MLPConfig, transformer: TransformerConfig) -> tuple[MLPConfig, TransformerConfig]:
     return (
-        dataclasses.replace(mlp, steps=150, seeds=2, train_size=1024, test_size=1024),
-        dataclasses.replace(transformer, steps=100, seeds=2, test_batch=128, learning_rates=(1e-3,)),
+        dataclasses.replace(
+            mlp, steps=100, record_every=10, seeds=2, train_size=1024, test_size=1024, optimizers=(("adam", 1e-3),)
+        ),
+        dataclasses.replace(
+            transformer, num_layers=2, steps=100, record_every=10, seeds=2, test_batch=128, learning_rates=(1e-3,)
+        ),
     )
 
 
@@ -182,6 +186,7 @@ def train(
 def window_means(losses: np.ndarray, every: int) -> np.ndarray:
     """Mean of each window of ``every`` steps (NaN if any loss in it is not finite)."""
     seeds, steps = losses.shape
+    every = max(1, min(every, steps))
     usable = steps // every * every
     windows = losses[:, :usable].reshape(seeds, -1, every)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -309,10 +314,14 @@ def fmt_seeds(values: Any) -> str:
     return text if finite.size == arr.size else f"{text} ({arr.size - finite.size}/{arr.size} non-finite)"
 
 
-def at_step(run: dict[str, Any], step: int) -> str:
-    """The window mean covering ``step``, over seeds."""
+def loss_columns(run: dict[str, Any], steps: int) -> tuple[list[str], list[str]]:
+    """Headers and cells: the first batch's loss, then window means at 10 %, 50 % and the end of training."""
     curve = np.asarray([[np.nan if v is None else v for v in row] for row in run["curve"]], np.float64)
-    return fmt_seeds(curve[:, min(step // run["record_every"], curve.shape[1] - 1)])
+    every = max(1, min(run["record_every"], steps))
+    windows = sorted({min(max(round(f * curve.shape[1]) - 1, 0), curve.shape[1] - 1) for f in (0.1, 0.5, 1.0)})
+    headers = ["loss, step 0"] + [f"loss, steps {w * every}-{(w + 1) * every - 1}" for w in windows]
+    cells = [fmt_seeds(run["first_loss"])] + [fmt_seeds(curve[:, w]) for w in windows]
+    return headers, cells
 
 
 def diverged(run: dict[str, Any]) -> str:
@@ -337,14 +346,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"one-layer blocks. Loss columns: training loss averaged over {mlp_cfg['record_every']} steps.",
         "",
     ]
-    steps = mlp_cfg["steps"]
-    checkpoints = [0, steps // 10, steps // 2, steps - 1]
     for opt_key, runs in results["mlp"].items():
         lines += [f"### {opt_key}", ""]
-        lines += ["| init | " + " | ".join(f"loss @ {s}" for s in checkpoints) + " | test MSE | diverged seeds |"]
-        lines += ["|---|" + "---|" * (len(checkpoints) + 2)]
-        for name, run in runs.items():
-            cells = [at_step(run, s) for s in checkpoints]
+        for i, (name, run) in enumerate(runs.items()):
+            headers, cells = loss_columns(run, mlp_cfg["steps"])
+            if i == 0:
+                lines += ["| init | " + " | ".join(headers) + " | test MSE | diverged seeds |"]
+                lines += ["|---|" + "---|" * (len(headers) + 2)]
             lines += [
                 f"| {name} | " + " | ".join(cells) + f" | {fmt_seeds(run['metrics']['test_mse'])} | {diverged(run)} |"
             ]
@@ -358,17 +366,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"on {tf_cfg['test_batch']} held-out sequences after training.",
         "",
     ]
-    steps = tf_cfg["steps"]
-    checkpoints = [0, steps // 10, steps // 2, steps - 1]
     for opt_key, runs in results["transformer"].items():
         lines += [f"### {opt_key}", ""]
-        lines += [
-            "| init | " + " | ".join(f"loss @ {s}" for s in checkpoints) + " | token acc | sequence acc | "
-            "diverged seeds |"
-        ]
-        lines += ["|---|" + "---|" * (len(checkpoints) + 3)]
-        for name, run in runs.items():
-            cells = [at_step(run, s) for s in checkpoints]
+        for i, (name, run) in enumerate(runs.items()):
+            headers, cells = loss_columns(run, tf_cfg["steps"])
+            if i == 0:
+                lines += ["| init | " + " | ".join(headers) + " | token acc | sequence acc | diverged seeds |"]
+                lines += ["|---|" + "---|" * (len(headers) + 3)]
             m = run["metrics"]
             lines += [
                 f"| {name} | " + " | ".join(cells) + f" | {fmt_seeds(m['token_accuracy'])} | "
@@ -393,6 +397,9 @@ def write_atomic(path: Path, text: str) -> None:
     """Writes ``text`` to a temporary file beside ``path``, then renames it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)

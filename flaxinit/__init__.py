@@ -17,6 +17,16 @@ from flaxinit._fans import compute_fans
 from flaxinit._kaiming import kaiming_normal, kaiming_uniform
 from flaxinit._letkeman import letkeman_normalized, letkeman_standard
 from flaxinit._registry import available, get
+from flaxinit._residual import (
+    fixup_branch_init,
+    fixup_scale,
+    tfixup_decoder_init,
+    tfixup_decoder_scale,
+    tfixup_embedding_init,
+    tfixup_embedding_std,
+    tfixup_encoder_init,
+    tfixup_encoder_scale,
+)
 from flaxinit._xavier import xavier_normalized, xavier_standard
 
 __version__ = "0.1.0"
@@ -29,6 +39,8 @@ __all__ = [
     "available",
     "compute_fans",
     "constant",
+    "fixup_branch_init",
+    "fixup_scale",
     "get",
     "kaiming_normal",
     "kaiming_uniform",
@@ -36,6 +48,12 @@ __all__ = [
     "letkeman_standard",
     "magnitude",
     "ones",
+    "tfixup_decoder_init",
+    "tfixup_decoder_scale",
+    "tfixup_embedding_init",
+    "tfixup_embedding_std",
+    "tfixup_encoder_init",
+    "tfixup_encoder_scale",
     "xavier_normalized",
     "xavier_standard",
     "zeros",
