@@ -1,8 +1,10 @@
 """flaxinit: weight initializers for JAX and Flax, Letkeman's magnitude-preserving schemes included.
 
-Every factory returns ``init(key, shape, dtype=jnp.float32) -> jax.Array`` (the
+Every scheme factory returns ``init(key, shape, dtype=jnp.float32) -> jax.Array`` (the
 ``jax.nn.initializers.Initializer`` contract), ready for ``kernel_init=`` of
-``flax.linen`` and ``flax.nnx`` layers.
+``flax.linen`` and ``flax.nnx`` layers. The model-level schemes that need a model or
+data (``lsuv``, ``net2wider``, ``weight_selection``, ``proxy_init``) transform a model's
+parameters instead; reference residual blocks live in ``flaxinit.blocks``.
 
 >>> import jax, flaxinit
 >>> init = flaxinit.letkeman_standard()
@@ -16,6 +18,8 @@ from flaxinit._constant import constant, ones, zeros
 from flaxinit._fans import compute_fans
 from flaxinit._kaiming import kaiming_normal, kaiming_uniform
 from flaxinit._letkeman import letkeman_normalized, letkeman_standard
+from flaxinit._lsuv import LSUVLayer, LSUVReport, lsuv
+from flaxinit._net2net import ProxyInitResult, net2wider, proxy_init, weight_selection
 from flaxinit._registry import available, get
 from flaxinit._residual import (
     fixup_branch_init,
@@ -34,6 +38,9 @@ __version__ = "0.1.0"
 __all__ = [
     "FanScheme",
     "Initializer",
+    "LSUVLayer",
+    "LSUVReport",
+    "ProxyInitResult",
     "UniformScheme",
     "__version__",
     "available",
@@ -46,14 +53,18 @@ __all__ = [
     "kaiming_uniform",
     "letkeman_normalized",
     "letkeman_standard",
+    "lsuv",
     "magnitude",
+    "net2wider",
     "ones",
+    "proxy_init",
     "tfixup_decoder_init",
     "tfixup_decoder_scale",
     "tfixup_embedding_init",
     "tfixup_embedding_std",
     "tfixup_encoder_init",
     "tfixup_encoder_scale",
+    "weight_selection",
     "xavier_normalized",
     "xavier_standard",
     "zeros",

@@ -1,0 +1,496 @@
+"""Proxy-trained initialization: Net2Net widening, weight selection, and a proxy-training convenience.
+
+* :func:`net2wider` — Net2WiderNet (Chen, Goodfellow & Shlens, arXiv:1511.05641): widen
+  the hidden layers of a trained narrow network so that the wide one computes exactly
+  the same function.
+* :func:`weight_selection` — Xu et al., "Initializing Models with Larger Ones"
+  (arXiv:2311.18823): a smaller network from evenly spaced slices of a larger one.
+* :func:`proxy_init` — train a narrow proxy for ``steps`` optax steps, then widen it
+  into the target network's parameters.
+
+Parameter structure
+-------------------
+:func:`net2wider` works on a **chain** of dense/conv layers: a params tree whose nodes
+holding a ``"kernel"`` (shape ``(..., in, out)``; dense ``(in, out)``, conv
+``(kh, kw, in, out)``) and optionally a ``"bias"`` (``(out,)``) are the layers, and
+nothing else: ``{"Dense_0": {"kernel", "bias"}, "Dense_1": {...}, ...}`` as
+``flax.linen`` builds for a stack of ``nn.Dense``/``nn.Conv`` (also nested, e.g.
+``nn.Sequential``'s ``layers_0``), or the ``nnx.Param`` state of an nnx model
+(``nnx.Linear``/``nnx.Conv`` attributes, ``nnx.List``/``nnx.Sequential`` entries).
+Layer ``i``'s outputs feed layer ``i + 1``'s inputs through elementwise functions only
+(activations; no LayerNorm, BatchNorm or attention in between), either directly
+(``in_{i+1} = out_i``) or through a flatten of a channels-last conv output
+(``in_{i+1} = positions * out_i``, input index ``p * out_i + c``, as
+``x.reshape(n, -1)`` of an NHWC array gives). The order of the layers is the natural
+sort of their paths (``Dense_2`` before ``Dense_10``; ``Conv_*`` before ``Dense_*``),
+which is the call order of flax's auto-named layers; pass ``layers=`` (paths in
+forward order) otherwise. :func:`weight_selection` works leaf by leaf on any tree.
+
+Every function accepts, as ``source`` and ``target``:
+
+* a linen params tree, or a variables dict with a ``"params"`` entry (then the result
+  is the target's variables with ``"params"`` replaced). A target's leaves may be
+  arrays or ``jax.ShapeDtypeStruct`` (from ``jax.eval_shape(module.init, ...)``): only
+  their shapes and dtypes are read. The result is a new tree (pure).
+* a ``flax.nnx.Module`` (its ``nnx.Param`` state is read with ``nnx.state``); a target
+  module is updated in place with ``nnx.update`` and the function returns None.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import numbers
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx, traverse_util
+from flax.core import frozen_dict
+
+from flaxinit import _checks
+
+__all__ = ["ProxyInitResult", "net2wider", "proxy_init", "selection_indices", "weight_selection"]
+
+Path = tuple[Any, ...]
+
+
+# --- reading and writing parameter trees -------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tree:
+    """A parameter tree as a flat dict, and how to give a result back in the caller's form."""
+
+    flat: dict[Path, Any]
+    restore: Callable[[dict[Path, Any]], Any]
+
+
+def _read(obj: Any, role: str) -> _Tree:
+    if isinstance(obj, nnx.Module):
+        state = nnx.state(obj, nnx.Param)
+
+        def write(flat: dict[Path, Any]) -> None:
+            nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(flat))
+            nnx.update(obj, state)
+
+        return _Tree(traverse_util.flatten_dict(nnx.to_pure_dict(state)), write)
+    if isinstance(obj, nnx.State):
+        return _Tree(traverse_util.flatten_dict(nnx.to_pure_dict(obj)), traverse_util.unflatten_dict)
+    if isinstance(obj, Mapping):
+        frozen = isinstance(obj, frozen_dict.FrozenDict)
+        plain = frozen_dict.unfreeze(obj)
+        wrapped = "params" in plain and isinstance(plain["params"], Mapping)
+        params = plain["params"] if wrapped else plain
+
+        def rebuild(flat: dict[Path, Any]) -> Any:
+            tree = traverse_util.unflatten_dict(flat)
+            tree = {**plain, "params": tree} if wrapped else tree
+            return frozen_dict.freeze(tree) if frozen else tree
+
+        return _Tree(traverse_util.flatten_dict(params), rebuild)
+    raise TypeError(
+        f"{role} must be a params mapping (flax.linen), a flax.nnx.Module or an nnx.State, got {type(obj).__name__}"
+    )
+
+
+def _name(path: Path) -> str:
+    return "/".join(str(p) for p in path)
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", name) if t]
+
+
+def _chain(tree: _Tree, role: str, layers: Sequence[str] | None) -> list[Path]:
+    """The layer paths of a dense/conv chain, in forward order."""
+    found: dict[str, Path] = {}
+    for key in tree.flat:
+        if key[-1] == "kernel":
+            found[_name(key[:-1])] = key[:-1]
+    for key in tree.flat:
+        if key[-1] not in ("kernel", "bias") or _name(key[:-1]) not in found:
+            raise ValueError(
+                f"{role} has a parameter {_name(key)!r} that is neither a layer's 'kernel' nor its 'bias'; net2wider "
+                "widens chains of dense/conv layers only (see flaxinit._net2net's docstring)"
+            )
+    if not found:
+        raise ValueError(f"{role} has no layer (no parameter named 'kernel')")
+    if layers is None:
+        return [found[n] for n in sorted(found, key=_natural_key)]
+    if isinstance(layers, str) or sorted(layers) != sorted(found):
+        raise ValueError(
+            f"layers must list every layer of {role} once, in forward order: {sorted(found, key=_natural_key)}; "
+            f"got {layers!r}"
+        )
+    return [found[n] for n in layers]
+
+
+def _shape(leaf: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in np.shape(leaf))
+
+
+def _key(key: jax.Array | int) -> jax.Array:
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    return key
+
+
+# --- Net2WiderNet ------------------------------------------------------------------------
+
+
+def net2wider(
+    source: Any,
+    target: Any,
+    *,
+    key: jax.Array | int = 0,
+    noise: float = 0.0,
+    layers: Sequence[str] | None = None,
+) -> Any:
+    """Widens a trained dense/conv chain into ``target``'s widths, preserving its function (Net2WiderNet).
+
+    For each hidden layer ``i`` (every layer but the last) with ``n`` outputs widened to
+    ``q``, the random mapping ``g(j) = j`` for ``j < n`` and ``g(j) ~ U{0, ..., n-1}``
+    for ``n <= j < q`` defines the wide layer:
+
+    * incoming: ``W'_i[..., :, j] = W_i[..., :, g(j)]``, ``b'_i[j] = b_i[g(j)]``;
+    * outgoing: ``W'_{i+1}[..., j, :] = W_{i+1}[..., g(j), :] / c(g(j))`` with
+      ``c(k) = |{j : g(j) = k}|`` the replica count of unit ``k``.
+
+    Replicas compute the same value, and their outgoing weights sum to the original, so
+    the wide network computes the narrow one's function (to float32 round-off: the
+    division by ``c`` and the longer sums round). With ``noise > 0``, every new unit's
+    incoming weights ``W'_i[..., :, j]`` (``j >= n``) get iid ``N(0, (noise * std(W_i))^2)``
+    added to break the replicas' symmetry; the function then changes by about that much.
+
+    Args:
+      source: the trained narrow network's params (see the module docstring for the
+        accepted structure): a linen params/variables tree or an nnx Module.
+      target: the wide network: params (arrays or ``jax.ShapeDtypeStruct``; only shapes
+        and dtypes are used) or an nnx Module (updated in place). Same layers as
+        ``source``; same input size of the first layer, same output size of the last, and
+        hidden widths ``>=`` the source's.
+      key: PRNG key or int seed for the mapping ``g`` and the noise: layer ``i`` draws both
+        from NumPy's default generator seeded with the data of ``fold_in(key, i)`` (the
+        widening runs on the host, in NumPy; the results are jax arrays).
+      noise: relative standard deviation of the symmetry-breaking noise, ``>= 0``.
+      layers: layer paths in forward order, if the natural sort of the paths is not it.
+
+    Returns:
+      The widened params in ``target``'s form, or None for an nnx target (updated in place).
+
+    Example:
+
+    >>> import jax, jax.numpy as jnp, flax.linen as nn, flaxinit
+    >>> narrow = nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(3)])
+    >>> wide = nn.Sequential([nn.Dense(20), nn.relu, nn.Dense(3)])
+    >>> x = jax.random.normal(jax.random.key(0), (5, 4))
+    >>> params = narrow.init(jax.random.key(1), x)
+    >>> wide_params = flaxinit.net2wider(params, jax.eval_shape(wide.init, jax.random.key(2), x))
+    >>> wide_params["params"]["layers_0"]["kernel"].shape
+    (4, 20)
+    >>> bool(jnp.allclose(wide.apply(wide_params, x), narrow.apply(params, x), atol=1e-6))
+    True
+    """
+    noise = _checks.check_real(noise, "noise", minimum=0.0)
+    src, tgt = _read(source, "source"), _read(target, "target")
+    order = _chain(src, "source", layers)
+    if sorted(map(_name, _chain(tgt, "target", None))) != sorted(map(_name, order)):
+        raise ValueError(
+            f"source and target must have the same layers; source: {sorted(map(_name, order), key=_natural_key)}, "
+            f"target: {sorted(map(_name, _chain(tgt, 'target', None)), key=_natural_key)}"
+        )
+    for path in order:
+        if ((*path, "bias") in src.flat) != ((*path, "bias") in tgt.flat):
+            raise ValueError(f"layer {_name(path)!r} has a bias in only one of source and target")
+    _check_chain(src, tgt, order)
+    key = _key(key)
+    out: dict[Path, Any] = {}
+    previous: tuple[np.ndarray, np.ndarray] | None = None  # (g, counts) of the layer before
+    for i, path in enumerate(order):
+        original = np.asarray(src.flat[(*path, "kernel")])
+        work = np.result_type(original.dtype, np.float32)  # float32, or float64 under jax_enable_x64
+        kernel = original.astype(work)
+        bias = src.flat.get((*path, "bias"))
+        bias = None if bias is None else np.asarray(bias).astype(work)
+        if previous is not None:
+            g, counts = previous
+            positions = kernel.shape[-2] // counts.size
+            rows = (np.arange(positions)[:, None] * counts.size + g[None, :]).ravel()
+            kernel = kernel[..., rows, :] / np.tile(counts[g], positions).astype(work)[:, None]
+        previous = None
+        if i < len(order) - 1:
+            n, q = kernel.shape[-1], _shape(tgt.flat[(*path, "kernel")])[-1]
+            rng = _generator(key, i)
+            g = np.concatenate([np.arange(n), rng.integers(0, n, size=q - n)])
+            kernel, bias = kernel[..., g], None if bias is None else bias[g]
+            if noise > 0 and q > n:
+                scale = noise * float(np.std(original, dtype=np.float64))
+                kernel[..., n:] += (scale * rng.standard_normal((*kernel.shape[:-1], q - n))).astype(work)
+            previous = (g, np.bincount(g, minlength=n))
+        out[(*path, "kernel")] = jnp.asarray(kernel.astype(_dtype(tgt.flat[(*path, "kernel")])))
+        if bias is not None:
+            out[(*path, "bias")] = jnp.asarray(bias.astype(_dtype(tgt.flat[(*path, "bias")])))
+    return tgt.restore(out)
+
+
+def _generator(key: jax.Array, i: int) -> np.random.Generator:
+    """NumPy's default generator seeded with the data of ``fold_in(key, i)``: reproducible from the key."""
+    return np.random.default_rng(np.asarray(jax.random.key_data(jax.random.fold_in(key, i))).ravel().tolist())
+
+
+def _qualname(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _dtype(leaf: Any) -> Any:
+    return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
+
+
+def _check_chain(src: _Tree, tgt: _Tree, order: list[Path]) -> None:
+    """Shapes: same spatial kernel sizes, same network input/output, hidden widths >= source, a consistent chain."""
+    shapes = [(_shape(src.flat[(*p, "kernel")]), _shape(tgt.flat[(*p, "kernel")])) for p in order]
+    for path, (s, t) in zip(order, shapes, strict=True):
+        name = _name(path)
+        if len(s) < 2 or len(s) != len(t) or s[:-2] != t[:-2]:
+            raise ValueError(f"layer {name!r}: source kernel {s} and target kernel {t} must be (..., in, out) alike")
+        bias = src.flat.get((*path, "bias"))
+        if bias is not None and _shape(bias) != (s[-1],):
+            raise ValueError(f"layer {name!r}: bias of shape {_shape(bias)}, expected {(s[-1],)}")
+    for i in range(1, len(order)):
+        (ps, pt), (s, t) = shapes[i - 1], shapes[i]
+        name, before = _name(order[i]), _name(order[i - 1])
+        positions, rest = divmod(s[-2], ps[-1])
+        if rest or positions == 0 or (positions > 1 and len(s) > 2):
+            raise ValueError(
+                f"layer {name!r} takes {s[-2]} inputs, which {before!r}'s {ps[-1]} outputs cannot feed (directly, or "
+                f"flattened from a conv); the layers, in the order used: {', '.join(map(_name, order))}. "
+                "Pass layers= in forward order if that order is wrong"
+            )
+        if pt[-1] < ps[-1]:
+            raise ValueError(
+                f"net2wider only widens: layer {before!r} has {ps[-1]} outputs in source but {pt[-1]} in target "
+                "(use weight_selection to go from large to small)"
+            )
+        if t[-2] != positions * pt[-1]:
+            raise ValueError(
+                f"layer {name!r} in target takes {t[-2]} inputs; widening {before!r} to {pt[-1]} outputs gives "
+                f"{positions * pt[-1]}"
+            )
+    first, last = shapes[0], shapes[-1]
+    if first[0][-2] != first[1][-2]:
+        raise ValueError(
+            f"the first layer {_name(order[0])!r} must keep its input size: "
+            f"source {first[0][-2]}, target {first[1][-2]}"
+        )
+    if last[0][-1] != last[1][-1]:
+        raise ValueError(
+            f"the last layer {_name(order[-1])!r} must keep its output size: source {last[0][-1]}, target {last[1][-1]}"
+        )
+
+
+# --- weight selection --------------------------------------------------------------------
+
+
+def selection_indices(large: int, small: int) -> np.ndarray:
+    """The ``small`` evenly spaced indices out of ``range(large)`` that weight selection keeps.
+
+    ``arange(small) * (large // small)`` when ``small`` divides ``large``, else
+    ``round(linspace(0, large - 1, small))`` (half to even), as in Xu et al.'s code.
+
+    >>> from flaxinit._net2net import selection_indices
+    >>> selection_indices(8, 4).tolist(), selection_indices(10, 4).tolist(), selection_indices(10, 3).tolist()
+    ([0, 2, 4, 6], [0, 3, 6, 9], [0, 4, 9])
+    """
+    large = _checks.check_positive_int(large, "large")
+    small = _checks.check_positive_int(small, "small")
+    if small > large:
+        raise ValueError(f"cannot select {small} of {large} entries")
+    if large % small == 0:
+        return np.arange(small) * (large // small)
+    return np.round(np.linspace(0, large - 1, small)).astype(np.int64)
+
+
+def weight_selection(source: Any, target: Any) -> Any:
+    """Initializes a smaller network from evenly spaced slices of a larger trained one (Xu et al., 2023).
+
+    Every parameter of ``target`` is taken from the parameter at the same path in
+    ``source``: along each axis of size ``d`` cut from ``D``, the entries at
+    :func:`selection_indices` ``(D, d)`` are kept (``W_small = W_large[ix_(idx_0, idx_1, ...)]``).
+    The same rule on both sides of a hidden layer keeps units consistent: small unit
+    ``k`` is large unit ``idx[k]``, with its incoming weights from the kept inputs.
+    Layers are matched by path; to drop layers (the paper's "first-N" layer selection),
+    give ``target`` fewer layers: ``source``'s extra parameters are ignored. Any tree
+    works (not only chains); biases, norm scales and embeddings are sliced alike.
+
+    Args:
+      source: the larger trained network: params tree or nnx Module.
+      target: the smaller network: params (arrays or ``jax.ShapeDtypeStruct``) or an nnx
+        Module (updated in place). Every leaf needs a source leaf at the same path, of the
+        same rank and at least as large along every axis.
+
+    Returns:
+      The selected params in ``target``'s form, or None for an nnx target.
+
+    >>> import jax.numpy as jnp, flaxinit
+    >>> big = {"Dense_0": {"kernel": jnp.arange(80.0).reshape(8, 10), "bias": jnp.arange(10.0)}}
+    >>> small = flaxinit.weight_selection(big, {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}})
+    >>> small["Dense_0"]["kernel"].tolist(), small["Dense_0"]["bias"].tolist()
+    ([[0.0, 4.0, 9.0], [20.0, 24.0, 29.0], [40.0, 44.0, 49.0], [60.0, 64.0, 69.0]], [0.0, 4.0, 9.0])
+    """
+    src, tgt = _read(source, "source"), _read(target, "target")
+    missing = [_name(k) for k in tgt.flat if k not in src.flat]
+    if missing:
+        raise ValueError(f"target has parameters that source lacks: {', '.join(missing)}")
+    out = {}
+    for path, leaf in tgt.flat.items():
+        large = np.asarray(src.flat[path])
+        shape = _shape(leaf)
+        if large.ndim != len(shape) or any(t > s for s, t in zip(large.shape, shape, strict=True)):
+            raise ValueError(
+                f"parameter {_name(path)!r}: source shape {large.shape} cannot be cut to target shape {shape} "
+                "(same rank, no axis larger than the source's)"
+            )
+        for axis, (s, t) in enumerate(zip(large.shape, shape, strict=True)):
+            if t != s:
+                large = np.take(large, selection_indices(s, t), axis=axis)
+        out[path] = jnp.asarray(large.astype(_dtype(leaf)))
+    return tgt.restore(out)
+
+
+# --- proxy training ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyInitResult:
+    """What :func:`proxy_init` produced.
+
+    Attributes:
+      params: the widened target params (for an nnx target, the values written into it).
+      proxy_params: the trained proxy's params.
+      losses: the proxy's training loss at each step, before that step's update (float64).
+    """
+
+    params: Any
+    proxy_params: Any
+    losses: np.ndarray
+
+    @property
+    def steps(self) -> int:
+        return int(self.losses.size)
+
+
+def proxy_init(
+    proxy: nn.Module | nnx.Module,
+    target: nn.Module | nnx.Module,
+    data: Iterable[tuple[Any, Any]],
+    loss_fn: Callable[[jax.Array, Any], jax.Array],
+    optimizer: optax.GradientTransformation,
+    steps: int,
+    *,
+    key: jax.Array | int = 0,
+    noise: float = 0.0,
+    proxy_params: Any = None,
+) -> ProxyInitResult:
+    """Trains a narrow proxy for ``steps`` optimizer steps, then widens it into ``target`` (Net2WiderNet).
+
+    The proxy and the target must be the same dense/conv chain at different hidden widths
+    (see :func:`net2wider`); the target starts from the proxy's trained function exactly
+    (``noise=0``) or up to the noise.
+
+    Args:
+      proxy, target: two ``flax.linen`` modules, or two ``flax.nnx`` modules (the proxy is
+        trained in place and the target overwritten in place).
+      data: an iterable of ``(inputs, labels)`` batches; ``steps`` are taken from it (use
+        ``itertools.cycle`` or a generator for several epochs). Linen params are
+        initialized from the first batch's inputs.
+      loss_fn: ``loss_fn(outputs, labels) -> scalar``.
+      optimizer: an optax transformation (e.g. ``optax.adam(1e-3)``).
+      steps: proxy training steps, ``>= 1``.
+      key: PRNG key or int seed: the linen proxy's init and the widening use
+        ``fold_in(key, 0)`` and ``fold_in(key, 1)``.
+      noise: :func:`net2wider`'s relative symmetry-breaking noise.
+      proxy_params: linen only: the proxy's initial params (default ``proxy.init``).
+
+    Returns:
+      A :class:`ProxyInitResult`.
+
+    >>> import itertools, jax, jax.numpy as jnp, flax.linen as nn, optax, flaxinit
+    >>> x = jax.random.normal(jax.random.key(0), (32, 4)); y = x @ jnp.ones((4, 1))
+    >>> mse = lambda out, labels: jnp.mean((out - labels) ** 2)
+    >>> proxy = nn.Sequential([nn.Dense(4), nn.relu, nn.Dense(1)])
+    >>> target = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(1)])
+    >>> result = flaxinit.proxy_init(proxy, target, itertools.repeat((x, y)), mse, optax.adam(1e-2), 50)
+    >>> bool(result.losses[-1] < result.losses[0]), result.params["layers_0"]["kernel"].shape
+    (True, (4, 16))
+    >>> wide_out = target.apply({"params": result.params}, x)
+    >>> bool(jnp.allclose(wide_out, proxy.apply({"params": result.proxy_params}, x), atol=1e-5))
+    True
+    """
+    steps = _checks.check_positive_int(steps, "steps")
+    noise = _checks.check_real(noise, "noise", minimum=0.0)
+    key = _key(key)
+    batches = iter(data)
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("data is empty: proxy_init needs at least one (inputs, labels) batch")
+    batches = itertools.chain([first], batches)
+    if isinstance(proxy, nn.Module) and isinstance(target, nn.Module):
+        if proxy_params is None:
+            proxy_params = proxy.init(jax.random.fold_in(key, 0), first[0])["params"]
+        target_shapes = jax.eval_shape(target.init, jax.random.fold_in(key, 0), first[0])["params"]
+
+        def apply(p, x):
+            return proxy.apply({"params": p}, x)
+
+        params = frozen_dict.unfreeze(proxy_params)
+        params = params["params"] if isinstance(params.get("params"), Mapping) else params
+    elif isinstance(proxy, nnx.Module) and isinstance(target, nnx.Module):
+        if proxy_params is not None:
+            raise TypeError("proxy_params applies to flax.linen; an nnx proxy starts from its own state")
+        graphdef, state, rest = nnx.split(proxy, nnx.Param, ...)
+        target_shapes = None
+
+        def apply(p, x):
+            return nnx.merge(graphdef, p, rest)(x)
+
+        params = nnx.to_pure_dict(state)
+    else:
+        raise TypeError(
+            "proxy and target must both be flax.linen modules or both flax.nnx modules, got "
+            f"{_qualname(proxy)} and {_qualname(target)}"
+        )
+
+    @jax.jit
+    def train_step(p, opt_state, x, y):
+        loss, grads = jax.value_and_grad(lambda p: loss_fn(apply(p, x), y))(p)
+        updates, opt_state = optimizer.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    opt_state = optimizer.init(params)
+    losses = []
+    for step in range(steps):
+        batch = next(batches, None)
+        if batch is None:
+            raise ValueError(f"data ran out after {step} batches; proxy_init needs steps={steps}")
+        params, opt_state, loss = train_step(params, opt_state, *batch)
+        losses.append(loss)
+    losses_np = np.asarray(jax.device_get(losses), dtype=np.float64)
+    if not np.all(np.isfinite(losses_np)):
+        raise ValueError(
+            f"the proxy's training loss became non-finite (first at step {np.argmin(np.isfinite(losses_np))})"
+        )
+    widen_key = jax.random.fold_in(key, 1)
+    if isinstance(proxy, nnx.Module):
+        nnx.replace_by_pure_dict(state, params)
+        nnx.update(proxy, state)
+        tgt = _read(target, "target")
+        wide = net2wider(params, traverse_util.unflatten_dict(tgt.flat), key=widen_key, noise=noise)
+        tgt.restore(traverse_util.flatten_dict(wide))
+        return ProxyInitResult(wide, params, losses_np)
+    return ProxyInitResult(net2wider(params, target_shapes, key=widen_key, noise=noise), params, losses_np)
