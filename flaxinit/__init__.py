@@ -6,10 +6,11 @@ Every scheme factory returns ``init(key, shape, dtype=jnp.float32) -> jax.Array`
 data (``lsuv``, ``net2wider``, ``weight_selection``, ``proxy_init``) transform a model's
 parameters instead; reference residual blocks live in ``flaxinit.blocks``.
 
->>> import jax, flaxinit
->>> init = flaxinit.letkeman_standard()
->>> init(jax.random.key(0), (784, 128)).shape
-(784, 128)
+Examples:
+  >>> import jax, flaxinit
+  >>> init = flaxinit.letkeman_standard()
+  >>> init(jax.random.key(0), (784, 128)).shape
+  (784, 128)
 """
 
 from flaxinit import magnitude

@@ -70,10 +70,13 @@ class FanScheme(Initializer):
     """An initializer whose scale depends on the kernel's fan-in and/or fan-out.
 
     Attributes:
-      in_axis, out_axis, batch_axis: jax's axis rules (see :func:`flaxinit.compute_fans`).
-      fan_in, fan_out: explicit overrides of the fans computed from the shape.
-        ``fan_in=1`` is the Active Node Method: for a one-hot or softmax input the
-        total input magnitude is 1, so the layer has one active input.
+      in_axis: axis or axes of the input dimension (see :func:`flaxinit.compute_fans`).
+      out_axis: axis or axes of the output dimension.
+      batch_axis: axis or axes to ignore.
+      fan_in: explicit override of the fan-in computed from the shape. ``fan_in=1`` is
+        the Active Node Method: for a one-hot or softmax input the total input
+        magnitude is 1, so the layer has one active input.
+      fan_out: explicit override of the fan-out computed from the shape.
       gain: a positive factor applied to the scale (bound or standard deviation).
     """
 

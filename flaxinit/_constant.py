@@ -49,10 +49,11 @@ class Ones(Constant):
 def zeros() -> Zeros:
     """Every weight 0. The key is ignored; any rank is accepted (biases included).
 
-    >>> import jax, flaxinit
-    >>> flaxinit.zeros()(jax.random.key(0), (2, 3))
-    Array([[0., 0., 0.],
-           [0., 0., 0.]], dtype=float32)
+    Examples:
+      >>> import jax, flaxinit
+      >>> flaxinit.zeros()(jax.random.key(0), (2, 3))
+      Array([[0., 0., 0.],
+             [0., 0., 0.]], dtype=float32)
     """
     return Zeros()
 
@@ -60,9 +61,10 @@ def zeros() -> Zeros:
 def ones() -> Ones:
     """Every weight 1: the article's example of a symmetric, untrainable start.
 
-    >>> import jax, flaxinit
-    >>> flaxinit.ones()(jax.random.key(0), (2,))
-    Array([1., 1.], dtype=float32)
+    Examples:
+      >>> import jax, flaxinit
+      >>> flaxinit.ones()(jax.random.key(0), (2,))
+      Array([1., 1.], dtype=float32)
     """
     return Ones()
 
@@ -70,8 +72,9 @@ def ones() -> Ones:
 def constant(value: float) -> Constant:
     """Every weight ``value`` (a finite real number).
 
-    >>> import jax, jax.numpy as jnp, flaxinit
-    >>> flaxinit.constant(0.5)(jax.random.key(0), (3,), jnp.bfloat16)
-    Array([0.5, 0.5, 0.5], dtype=bfloat16)
+    Examples:
+      >>> import jax, jax.numpy as jnp, flaxinit
+      >>> flaxinit.constant(0.5)(jax.random.key(0), (3,), jnp.bfloat16)
+      Array([0.5, 0.5, 0.5], dtype=bfloat16)
     """
     return Constant(value)

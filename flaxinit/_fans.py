@@ -37,11 +37,12 @@ def compute_fans(
       ValueError: for a kernel of rank < 2, a zero-size dimension, or axes that are
         out of range or overlap.
 
-    >>> from flaxinit import compute_fans
-    >>> compute_fans((3, 3, 16, 32))
-    (144, 288)
-    >>> compute_fans((8, 5, 7), batch_axis=0)
-    (5, 7)
+    Examples:
+      >>> from flaxinit import compute_fans
+      >>> compute_fans((3, 3, 16, 32))
+      (144, 288)
+      >>> compute_fans((8, 5, 7), batch_axis=0)
+      (5, 7)
     """
     dims = check_shape(shape)
     if len(dims) < 2:

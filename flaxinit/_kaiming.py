@@ -94,9 +94,10 @@ def kaiming_normal(
     Returns:
       An initializer ``init(key, shape, dtype=jnp.float32) -> jax.Array``.
 
-    >>> import flaxinit
-    >>> flaxinit.kaiming_normal().stddev((8, 3))
-    0.5
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.kaiming_normal().stddev((8, 3))
+      0.5
     """
     return KaimingNormal(
         mode=mode,
@@ -138,9 +139,10 @@ def kaiming_uniform(
     Returns:
       An initializer ``init(key, shape, dtype=jnp.float32) -> jax.Array``.
 
-    >>> import flaxinit
-    >>> flaxinit.kaiming_uniform("fan_out").bound((5, 6))
-    1.0
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.kaiming_uniform("fan_out").bound((5, 6))
+      1.0
     """
     return KaimingUniform(
         mode=mode,

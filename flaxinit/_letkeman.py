@@ -119,11 +119,12 @@ def letkeman_standard(
     Returns:
       An initializer ``init(key, shape, dtype=jnp.float32) -> jax.Array``.
 
-    >>> import flaxinit
-    >>> flaxinit.letkeman_standard().bound((3, 10))
-    1.2307692307692308
-    >>> flaxinit.letkeman_standard(fan_in=1).bound((65, 10))  # ANM for a one-hot input
-    2.0
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.letkeman_standard().bound((3, 10))
+      1.2307692307692308
+      >>> flaxinit.letkeman_standard(fan_in=1).bound((65, 10))  # ANM for a one-hot input
+      2.0
     """
     return LetkemanStandard(
         method=method,
@@ -169,9 +170,10 @@ def letkeman_normalized(
     Returns:
       An initializer ``init(key, shape, dtype=jnp.float32) -> jax.Array``.
 
-    >>> import flaxinit
-    >>> flaxinit.letkeman_normalized().bound((1, 1))
-    2.0
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.letkeman_normalized().bound((1, 1))
+      2.0
     """
     return LetkemanNormalized(
         method=method,

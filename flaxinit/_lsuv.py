@@ -175,11 +175,12 @@ def lsuv(
     Args:
       model: a ``flax.linen.Module`` (then pass ``params`` and ``batch``) or a
         ``flax.nnx.Module`` (then pass ``batch``).
-      params: linen only: the ``params`` collection, or the whole variables dict
+      *args: ``params, batch`` for a linen module, ``batch`` for an nnx model.
+        ``params`` is the ``params`` collection, or the whole variables dict
         (``{"params": ..., "batch_stats": ...}``); the result has the same form. Only the
-        selected layers' kernels and biases change.
-      batch: the model's input: ``model(batch, **call_kwargs)`` must run. An array or a
-        pytree of arrays; floating leaves must be finite, and none may be empty.
+        selected layers' kernels and biases change. ``batch`` is the model's input:
+        ``model(batch, **call_kwargs)`` must run. An array or a pytree of arrays;
+        floating leaves must be finite, and none may be empty.
       layers: which dense/conv layers to process: ``None`` (all that the forward pass
         calls), a sequence of paths (``["Dense_0", "block/Conv_1"]``; nnx list indices
         as digits, ``"layers/0"``), or a predicate ``path -> bool``. Only selected
@@ -211,15 +212,16 @@ def lsuv(
         not finite); bad ``target``/``tol``/``max_iter``/``mode``.
       TypeError: a model that is neither linen nor nnx, or a wrong number of arguments.
 
-    Example (``nn.Sequential`` names its layers ``layers_0``, ``layers_2``, ...):
+    In the example, ``nn.Sequential`` names its layers ``layers_0``, ``layers_2``, ...
 
-    >>> import jax, flax.linen as nn, flaxinit
-    >>> model = nn.Sequential([nn.Dense(32), nn.tanh, nn.Dense(32), nn.tanh, nn.Dense(32)])
-    >>> x = 3.0 * jax.random.normal(jax.random.key(0), (256, 32))
-    >>> params = model.init(jax.random.key(1), x)
-    >>> params, report = flaxinit.lsuv(model, params, x, return_report=True)
-    >>> [(layer.path, layer.iterations, round(layer.variance_after, 4)) for layer in report.layers]
-    [('layers_0', 1, 1.0), ('layers_2', 1, 1.0), ('layers_4', 1, 1.0)]
+    Examples:
+      >>> import jax, flax.linen as nn, flaxinit
+      >>> model = nn.Sequential([nn.Dense(32), nn.tanh, nn.Dense(32), nn.tanh, nn.Dense(32)])
+      >>> x = 3.0 * jax.random.normal(jax.random.key(0), (256, 32))
+      >>> params = model.init(jax.random.key(1), x)
+      >>> params, report = flaxinit.lsuv(model, params, x, return_report=True)
+      >>> [(layer.path, layer.iterations, round(layer.variance_after, 4)) for layer in report.layers]
+      [('layers_0', 1, 1.0), ('layers_2', 1, 1.0), ('layers_4', 1, 1.0)]
     """
     options = _Options(
         target=_checks.check_real(target, "target", minimum=0.0, strict=True),
@@ -336,10 +338,11 @@ def orthonormal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     ``shape``: the kernel as an inputs x outputs matrix has orthonormal columns if it has
     at least as many inputs as outputs, else orthonormal rows. Compiled once per shape.
 
-    >>> import jax, jax.numpy as jnp
-    >>> m = orthonormal(jax.random.key(0), (3, 3, 8, 16)).reshape(72, 16)
-    >>> bool(jnp.allclose(m.T @ m, jnp.eye(16), atol=1e-5))
-    True
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> m = orthonormal(jax.random.key(0), (3, 3, 8, 16)).reshape(72, 16)
+      >>> bool(jnp.allclose(m.T @ m, jnp.eye(16), atol=1e-5))
+      True
     """
     return _orthonormal(key, tuple(int(d) for d in shape))
 

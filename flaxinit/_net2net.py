@@ -184,18 +184,17 @@ def net2wider(
     Returns:
       The widened params in ``target``'s form, or None for an nnx target (updated in place).
 
-    Example:
-
-    >>> import jax, jax.numpy as jnp, flax.linen as nn, flaxinit
-    >>> narrow = nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(3)])
-    >>> wide = nn.Sequential([nn.Dense(20), nn.relu, nn.Dense(3)])
-    >>> x = jax.random.normal(jax.random.key(0), (5, 4))
-    >>> params = narrow.init(jax.random.key(1), x)
-    >>> wide_params = flaxinit.net2wider(params, jax.eval_shape(wide.init, jax.random.key(2), x))
-    >>> wide_params["params"]["layers_0"]["kernel"].shape
-    (4, 20)
-    >>> bool(jnp.allclose(wide.apply(wide_params, x), narrow.apply(params, x), atol=1e-6))
-    True
+    Examples:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, flaxinit
+      >>> narrow = nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(3)])
+      >>> wide = nn.Sequential([nn.Dense(20), nn.relu, nn.Dense(3)])
+      >>> x = jax.random.normal(jax.random.key(0), (5, 4))
+      >>> params = narrow.init(jax.random.key(1), x)
+      >>> wide_params = flaxinit.net2wider(params, jax.eval_shape(wide.init, jax.random.key(2), x))
+      >>> wide_params["params"]["layers_0"]["kernel"].shape
+      (4, 20)
+      >>> bool(jnp.allclose(wide.apply(wide_params, x), narrow.apply(params, x), atol=1e-6))
+      True
     """
     noise = _checks.check_real(noise, "noise", minimum=0.0)
     src, tgt = _read(source, "source"), _read(target, "target")
@@ -303,9 +302,10 @@ def selection_indices(large: int, small: int) -> np.ndarray:
     ``arange(small) * (large // small)`` when ``small`` divides ``large``, else
     ``round(linspace(0, large - 1, small))`` (half to even), as in Xu et al.'s code.
 
-    >>> from flaxinit._net2net import selection_indices
-    >>> selection_indices(8, 4).tolist(), selection_indices(10, 4).tolist(), selection_indices(10, 3).tolist()
-    ([0, 2, 4, 6], [0, 3, 6, 9], [0, 4, 9])
+    Examples:
+      >>> from flaxinit._net2net import selection_indices
+      >>> selection_indices(8, 4).tolist(), selection_indices(10, 4).tolist(), selection_indices(10, 3).tolist()
+      ([0, 2, 4, 6], [0, 3, 6, 9], [0, 4, 9])
     """
     large = _checks.check_positive_int(large, "large")
     small = _checks.check_positive_int(small, "small")
@@ -337,11 +337,12 @@ def weight_selection(source: Any, target: Any) -> Any:
     Returns:
       The selected params in ``target``'s form, or None for an nnx target.
 
-    >>> import jax.numpy as jnp, flaxinit
-    >>> big = {"Dense_0": {"kernel": jnp.arange(80.0).reshape(8, 10), "bias": jnp.arange(10.0)}}
-    >>> small = flaxinit.weight_selection(big, {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}})
-    >>> small["Dense_0"]["kernel"].tolist(), small["Dense_0"]["bias"].tolist()
-    ([[0.0, 4.0, 9.0], [20.0, 24.0, 29.0], [40.0, 44.0, 49.0], [60.0, 64.0, 69.0]], [0.0, 4.0, 9.0])
+    Examples:
+      >>> import jax.numpy as jnp, flaxinit
+      >>> big = {"Dense_0": {"kernel": jnp.arange(80.0).reshape(8, 10), "bias": jnp.arange(10.0)}}
+      >>> small = flaxinit.weight_selection(big, {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}})
+      >>> small["Dense_0"]["kernel"].tolist(), small["Dense_0"]["bias"].tolist()
+      ([[0.0, 4.0, 9.0], [20.0, 24.0, 29.0], [40.0, 44.0, 49.0], [60.0, 64.0, 69.0]], [0.0, 4.0, 9.0])
     """
     src, tgt = _read(source, "source"), _read(target, "target")
     missing = [_name(k) for k in tgt.flat if k not in src.flat]
@@ -404,8 +405,10 @@ def proxy_init(
     (``noise=0``) or up to the noise.
 
     Args:
-      proxy, target: two ``flax.linen`` modules, or two ``flax.nnx`` modules (the proxy is
-        trained in place and the target overwritten in place).
+      proxy: the narrow network, a ``flax.linen`` or a ``flax.nnx`` module (an nnx
+        proxy is trained in place).
+      target: the wide network, of the same API as ``proxy`` (an nnx target is
+        overwritten in place).
       data: an iterable of ``(inputs, labels)`` batches; ``steps`` are taken from it (use
         ``itertools.cycle`` or a generator for several epochs). Linen params are
         initialized from the first batch's inputs.
@@ -420,17 +423,18 @@ def proxy_init(
     Returns:
       A :class:`ProxyInitResult`.
 
-    >>> import itertools, jax, jax.numpy as jnp, flax.linen as nn, optax, flaxinit
-    >>> x = jax.random.normal(jax.random.key(0), (32, 4)); y = x @ jnp.ones((4, 1))
-    >>> mse = lambda out, labels: jnp.mean((out - labels) ** 2)
-    >>> proxy = nn.Sequential([nn.Dense(4), nn.relu, nn.Dense(1)])
-    >>> target = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(1)])
-    >>> result = flaxinit.proxy_init(proxy, target, itertools.repeat((x, y)), mse, optax.adam(1e-2), 50)
-    >>> bool(result.losses[-1] < result.losses[0]), result.params["layers_0"]["kernel"].shape
-    (True, (4, 16))
-    >>> wide_out = target.apply({"params": result.params}, x)
-    >>> bool(jnp.allclose(wide_out, proxy.apply({"params": result.proxy_params}, x), atol=1e-5))
-    True
+    Examples:
+      >>> import itertools, jax, jax.numpy as jnp, flax.linen as nn, optax, flaxinit
+      >>> x = jax.random.normal(jax.random.key(0), (32, 4)); y = x @ jnp.ones((4, 1))
+      >>> mse = lambda out, labels: jnp.mean((out - labels) ** 2)
+      >>> proxy = nn.Sequential([nn.Dense(4), nn.relu, nn.Dense(1)])
+      >>> target = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(1)])
+      >>> result = flaxinit.proxy_init(proxy, target, itertools.repeat((x, y)), mse, optax.adam(1e-2), 50)
+      >>> bool(result.losses[-1] < result.losses[0]), result.params["layers_0"]["kernel"].shape
+      (True, (4, 16))
+      >>> wide_out = target.apply({"params": result.params}, x)
+      >>> bool(jnp.allclose(wide_out, proxy.apply({"params": result.proxy_params}, x), atol=1e-5))
+      True
     """
     steps = _checks.check_positive_int(steps, "steps")
     noise = _checks.check_real(noise, "noise", minimum=0.0)

@@ -32,9 +32,10 @@ _FACTORIES: dict[str, Callable[..., Initializer]] = {
 def available() -> tuple[str, ...]:
     """The names :func:`get` accepts, in a stable order.
 
-    >>> import flaxinit
-    >>> flaxinit.available()[:3]
-    ('zeros', 'ones', 'constant')
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.available()[:3]
+      ('zeros', 'ones', 'constant')
     """
     return tuple(_FACTORIES)
 
@@ -56,10 +57,11 @@ def get(identifier: str | Mapping[str, Any] | Initializer, **kwargs: Any) -> Ini
       ValueError: for an unknown name or a config without ``"name"``.
       TypeError: for arguments the scheme does not take.
 
-    >>> import flaxinit
-    >>> init = flaxinit.get("letkeman_standard", method="article")
-    >>> flaxinit.get(init.get_config()) == init
-    True
+    Examples:
+      >>> import flaxinit
+      >>> init = flaxinit.get("letkeman_standard", method="article")
+      >>> flaxinit.get(init.get_config()) == init
+      True
     """
     if isinstance(identifier, Initializer):
         if kwargs:

@@ -83,9 +83,10 @@ def fixup_scale(num_branches: int, branch_depth: int) -> float:
       ValueError: for ``num_branches < 1`` or ``branch_depth < 2``.
       TypeError: for non-integer arguments.
 
-    >>> import flaxinit
-    >>> flaxinit.fixup_scale(16, 2), flaxinit.fixup_scale(16, 3)
-    (0.25, 0.5)
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.fixup_scale(16, 2), flaxinit.fixup_scale(16, 3)
+      (0.25, 0.5)
     """
     num_branches = check_int(num_branches, "num_branches")
     branch_depth = check_branch_depth(branch_depth)
@@ -105,9 +106,10 @@ def tfixup_encoder_scale(num_layers: int) -> float:
     Returns:
       ``0.67 * N ** (-1/4)`` as a Python float.
 
-    >>> import flaxinit
-    >>> flaxinit.tfixup_encoder_scale(16)
-    0.335
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.tfixup_encoder_scale(16)
+      0.335
     """
     num_layers = check_int(num_layers, "num_layers")
     return TFIXUP_ENCODER_CONSTANT * float(num_layers) ** -0.25
@@ -126,9 +128,10 @@ def tfixup_decoder_scale(num_layers: int) -> float:
     Returns:
       ``(9 N) ** (-1/4)`` as a Python float.
 
-    >>> import flaxinit
-    >>> flaxinit.tfixup_decoder_scale(9)
-    0.3333333333333333
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.tfixup_decoder_scale(9)
+      0.3333333333333333
     """
     num_layers = check_int(num_layers, "num_layers")
     return float(9 * num_layers) ** -0.25
@@ -143,9 +146,10 @@ def tfixup_embedding_std(d_model: int) -> float:
     Returns:
       ``d ** (-1/2)`` as a Python float.
 
-    >>> import flaxinit
-    >>> flaxinit.tfixup_embedding_std(64)
-    0.125
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.tfixup_embedding_std(64)
+      0.125
     """
     d_model = check_int(d_model, "d_model")
     return float(d_model) ** -0.5
@@ -172,12 +176,13 @@ def fixup_branch_init(
     Returns:
       ``flaxinit.kaiming_normal(mode, negative_slope, gain=fixup_scale(L, m))``.
 
-    >>> import flaxinit
-    >>> init = flaxinit.fixup_branch_init(num_branches=4, branch_depth=2)
-    >>> init.gain, init.stddev((8, 8))
-    (0.5, 0.25)
-    >>> flaxinit.get(init.get_config()) == init
-    True
+    Examples:
+      >>> import flaxinit
+      >>> init = flaxinit.fixup_branch_init(num_branches=4, branch_depth=2)
+      >>> init.gain, init.stddev((8, 8))
+      (0.5, 0.25)
+      >>> flaxinit.get(init.get_config()) == init
+      True
     """
     return kaiming_normal(mode, negative_slope, gain=fixup_scale(num_branches, branch_depth))
 
@@ -194,9 +199,10 @@ def tfixup_encoder_init(num_layers: int) -> XavierNormalized:
       ``flaxinit.xavier_normalized(gain=tfixup_encoder_scale(N))``: ``U(-b, b)`` with
       ``b = 0.67 N^(-1/4) sqrt(6 / (fan_in + fan_out))``.
 
-    >>> import flaxinit
-    >>> flaxinit.tfixup_encoder_init(1).bound((3, 3))
-    0.67
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.tfixup_encoder_init(1).bound((3, 3))
+      0.67
     """
     return xavier_normalized(gain=tfixup_encoder_scale(num_layers))
 
@@ -210,9 +216,10 @@ def tfixup_decoder_init(num_layers: int) -> XavierNormalized:
     Returns:
       ``flaxinit.xavier_normalized(gain=tfixup_decoder_scale(N))``.
 
-    >>> import flaxinit
-    >>> flaxinit.tfixup_decoder_init(9).bound((3, 3))
-    0.3333333333333333
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.tfixup_decoder_init(9).bound((3, 3))
+      0.3333333333333333
     """
     return xavier_normalized(gain=tfixup_decoder_scale(num_layers))
 
@@ -237,11 +244,12 @@ def tfixup_embedding_init(d_model: int, num_layers: int | None) -> KaimingNormal
     Returns:
       An initializer for embedding tables of any shape.
 
-    >>> import flaxinit
-    >>> flaxinit.tfixup_embedding_init(64, num_layers=None).stddev((1000, 64))
-    0.125
-    >>> flaxinit.tfixup_embedding_init(64, num_layers=9).stddev((1000, 64))
-    0.041666666666666664
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.tfixup_embedding_init(64, num_layers=None).stddev((1000, 64))
+      0.125
+      >>> flaxinit.tfixup_embedding_init(64, num_layers=9).stddev((1000, 64))
+      0.041666666666666664
     """
     d_model = check_int(d_model, "d_model")
     gain = 1.0 if num_layers is None else tfixup_decoder_scale(num_layers)

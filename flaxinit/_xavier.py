@@ -57,12 +57,13 @@ def xavier_standard(
     Returns:
       An initializer ``init(key, shape, dtype=jnp.float32) -> jax.Array``.
 
-    >>> import jax, flaxinit
-    >>> init = flaxinit.xavier_standard()
-    >>> init.bound((4, 3))
-    0.5
-    >>> init(jax.random.key(0), (4, 3)).shape
-    (4, 3)
+    Examples:
+      >>> import jax, flaxinit
+      >>> init = flaxinit.xavier_standard()
+      >>> init.bound((4, 3))
+      0.5
+      >>> init(jax.random.key(0), (4, 3)).shape
+      (4, 3)
     """
     return XavierStandard(
         in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis, fan_in=fan_in, fan_out=fan_out, gain=gain
@@ -93,9 +94,10 @@ def xavier_normalized(
     Returns:
       An initializer ``init(key, shape, dtype=jnp.float32) -> jax.Array``.
 
-    >>> import flaxinit
-    >>> flaxinit.xavier_normalized().bound((2, 1))
-    1.4142135623730951
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.xavier_normalized().bound((2, 1))
+      1.4142135623730951
     """
     return XavierNormalized(
         in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis, fan_in=fan_in, fan_out=fan_out, gain=gain

@@ -176,11 +176,12 @@ def expected_abs_sum(n: _Ints) -> float | np.ndarray:
     Returns:
       A Python float for a scalar ``n``, else a float64 array of ``n``'s shape.
 
-    >>> from flaxinit.magnitude import expected_abs_sum
-    >>> expected_abs_sum(1), expected_abs_sum(3)
-    (0.5, 0.8125)
-    >>> round(expected_abs_sum(10**12) / (2 * 10**12 / (3 * 3.141592653589793)) ** 0.5, 12)
-    1.0
+    Examples:
+      >>> from flaxinit.magnitude import expected_abs_sum
+      >>> expected_abs_sum(1), expected_abs_sum(3)
+      (0.5, 0.8125)
+      >>> round(expected_abs_sum(10**12) / (2 * 10**12 / (3 * 3.141592653589793)) ** 0.5, 12)
+      1.0
     """
     if type(n) is int and 1 <= n <= _MAX_N:  # fast path for the common scalar call
         return _g_scalar(n)
@@ -206,9 +207,10 @@ def article_standard(n: _Ints, a: float = ARTICLE_STANDARD_CONSTANTS["a"]) -> fl
     Returns:
       ``M(n)``, a float or a float64 array.
 
-    >>> from flaxinit.magnitude import article_standard
-    >>> article_standard(2), round(article_standard(1000), 6)
-    (0.471404520791, 0.46102)
+    Examples:
+      >>> from flaxinit.magnitude import article_standard
+      >>> article_standard(2), round(article_standard(1000), 6)
+      (0.471404520791, 0.46102)
     """
     sizes, scalar = _as_sizes(n, "n")
     general = (0.5 - a) + a / (2.0 * sizes - 1.0)
@@ -240,9 +242,10 @@ def article_normalized(
     Returns:
       ``A(n, m)``, a float or a float64 array.
 
-    >>> from flaxinit.magnitude import article_normalized
-    >>> article_normalized(1, 1)  # so the (1, 1) bound is sqrt(3) / 0.866 = 2.0001, vs exact 2
-    0.866
+    Examples:
+      >>> from flaxinit.magnitude import article_normalized
+      >>> article_normalized(1, 1)  # so the (1, 1) bound is sqrt(3) / 0.866 = 2.0001, vs exact 2
+      0.866
     """
     n_arr, n_scalar = _as_sizes(n, "n")
     m_arr, m_scalar = _as_sizes(m, "m")
@@ -260,9 +263,10 @@ def expected_standard(n: _Ints, bound: float | npt.ArrayLike) -> float | np.ndar
 
     This is the article's standard test (all-ones input, one output node).
 
-    >>> from flaxinit.magnitude import expected_standard
-    >>> expected_standard(4, 1 / expected_abs_sum(4))
-    1.0
+    Examples:
+      >>> from flaxinit.magnitude import expected_standard
+      >>> expected_standard(4, 1 / expected_abs_sum(4))
+      1.0
     """
     g = expected_abs_sum(n)
     out = np.asarray(bound, dtype=np.float64) * g
@@ -305,9 +309,10 @@ def expected_normalized(
     Returns:
       A :class:`NormalizedMagnitudes` of floats (or arrays for array sizes).
 
-    >>> from flaxinit.magnitude import expected_normalized
-    >>> expected_normalized(1, 1, 2.0)
-    NormalizedMagnitudes(forward=1.0, backward=1.0, avg=1.0)
+    Examples:
+      >>> from flaxinit.magnitude import expected_normalized
+      >>> expected_normalized(1, 1, 2.0)
+      NormalizedMagnitudes(forward=1.0, backward=1.0, avg=1.0)
     """
     if convention not in ("article", "per_node"):
         raise ValueError(f"convention must be 'article' or 'per_node', got {convention!r}")

@@ -1,9 +1,10 @@
 """mc: the article's Monte Carlo magnitude tests, streamed, sharded and bit-reproducible.
 
->>> import flaxinit, mc
->>> [r] = mc.standard_test(0, [5], 2048, flaxinit.xavier_standard())
->>> round(r.expected, 6)
-0.465459
+Examples:
+  >>> import flaxinit, mc
+  >>> [r] = mc.standard_test(0, [5], 2048, flaxinit.xavier_standard())
+  >>> round(r.expected, 6)
+  0.465459
 """
 
 from mc._engine import BLOCK, tree_sum

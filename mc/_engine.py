@@ -57,9 +57,10 @@ def tree_sum(x: jax.Array, axis: int = 0) -> jax.Array:
     sizes or on the backend's reduction strategy: the summation order is spelled out.
     Zeros pad the axis to a power of two.
 
-    >>> import jax.numpy as jnp
-    >>> float(tree_sum(jnp.arange(5.0)))
-    10.0
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> float(tree_sum(jnp.arange(5.0)))
+      10.0
     """
     x = jnp.moveaxis(x, axis, 0)
     size = x.shape[0]

@@ -56,9 +56,11 @@ class FitResult:
       chi2_dof: reduced chi-square (Monte Carlo fits; for exact fits the mean squared
         relative residual).
       grid: the sizes the errors below are evaluated on, in words.
-      worst_rel_error, worst_at: the largest |relative magnitude error| of the fitted
-        constants over ``grid``, and where.
-      published_worst_rel_error, published_worst_at: the same for the article's constants.
+      worst_rel_error: the largest |relative magnitude error| of the fitted constants
+        over ``grid`` (signed).
+      worst_at: the size (or shape) where it occurs.
+      published_worst_rel_error: the same for the article's published constants.
+      published_worst_at: where that occurs.
     """
 
     form: str
@@ -116,10 +118,11 @@ def fit_standard(results: Sequence[StandardResult] | None = None) -> FitResult:
     Returns:
       A :class:`FitResult`; errors are reported on ``STANDARD_EVAL_GRID``.
 
-    >>> import mc
-    >>> fit = mc.fit_standard()
-    >>> round(fit.constants["a"], 4), fit.published_worst_at, round(fit.published_worst_rel_error, 5)
-    (0.0393, 1000000, -0.00074)
+    Examples:
+      >>> import mc
+      >>> fit = mc.fit_standard()
+      >>> round(fit.constants["a"], 4), fit.published_worst_at, round(fit.published_worst_rel_error, 5)
+      (0.0393, 1000000, -0.00074)
     """
     if results is None:
         n = STANDARD_FIT_GRID
@@ -180,10 +183,11 @@ def fit_normalized(results: Sequence[NormalizedResult] | None = None) -> FitResu
     Returns:
       A :class:`FitResult`; errors are reported on ``NORMALIZED_GRID``.
 
-    >>> import mc
-    >>> fit = mc.fit_normalized()
-    >>> fit.published_worst_at, round(fit.published_worst_rel_error, 3)  # the form is crude
-    ((50, 300), 0.122)
+    Examples:
+      >>> import mc
+      >>> fit = mc.fit_normalized()
+      >>> fit.published_worst_at, round(fit.published_worst_rel_error, 3)  # the form is crude
+      ((50, 300), 0.122)
     """
     if results is None:
         n, m = NORMALIZED_GRID[:, 0], NORMALIZED_GRID[:, 1]

@@ -313,10 +313,11 @@ def standard_test(
     Returns:
       A :class:`StandardResult` per size, in the order of ``sizes``.
 
-    >>> import flaxinit, mc
-    >>> [r] = mc.standard_test(0, [25], 4096, flaxinit.letkeman_standard())
-    >>> r.expected, abs(r.mean - 1) < 4 * r.se
-    (1.0, True)
+    Examples:
+      >>> import flaxinit, mc
+      >>> [r] = mc.standard_test(0, [25], 4096, flaxinit.letkeman_standard())
+      >>> r.expected, abs(r.mean - 1) < 4 * r.se
+      (1.0, True)
     """
     chunk_size = _check_chunk(chunk_size)
     return [task.run(chunk_size=chunk_size) for task in standard_tasks(key, sizes, iterations, init, inputs)]
@@ -348,10 +349,11 @@ def normalized_test(
     Returns:
       A :class:`NormalizedResult` per shape, in order.
 
-    >>> import flaxinit, mc
-    >>> [r] = mc.normalized_test(0, [(15, 25)], 2048, flaxinit.letkeman_normalized())
-    >>> round(r.expected_avg, 12), abs(r.avg - 1) < 4 * r.avg_se
-    (1.0, True)
+    Examples:
+      >>> import flaxinit, mc
+      >>> [r] = mc.normalized_test(0, [(15, 25)], 2048, flaxinit.letkeman_normalized())
+      >>> round(r.expected_avg, 12), abs(r.avg - 1) < 4 * r.avg_se
+      (1.0, True)
     """
     chunk_size = _check_chunk(chunk_size)
     return [task.run(chunk_size=chunk_size) for task in normalized_tasks(key, shapes, iterations, init, convention)]
@@ -386,10 +388,11 @@ def depth_test(
     Returns:
       A :class:`DepthResult`.
 
-    >>> import flaxinit, mc
-    >>> r = mc.depth_test(0, [8, 8, 8], "linear", flaxinit.ones(), 4)
-    >>> r.forward, r.backward
-    ((8.0, 64.0), (8.0, 1.0))
+    Examples:
+      >>> import flaxinit, mc
+      >>> r = mc.depth_test(0, [8, 8, 8], "linear", flaxinit.ones(), 4)
+      >>> r.forward, r.backward
+      ((8.0, 64.0), (8.0, 1.0))
     """
     chunk_size = _check_chunk(chunk_size)
     return depth_task(key, widths, activation, init, iterations, inputs).run(chunk_size=chunk_size)

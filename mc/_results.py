@@ -32,7 +32,8 @@ class StandardResult(_AsDict):
       scheme: the initializer's name.
       inputs: ``"ones"``, ``"gaussian"``, ``"one_hot"`` or ``"softmax"``.
       iterations: iterations run.
-      mean, se: the Monte Carlo mean and its standard error.
+      mean: the Monte Carlo mean.
+      se: its standard error.
       ci95: the 95 % interval ``mean ± 1.96 se``.
       expected: the exact expectation, where the scheme and inputs have one, else None.
       bound: the uniform bound used (None for non-uniform schemes).

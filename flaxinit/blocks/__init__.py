@@ -6,9 +6,10 @@ forward math: :mod:`flaxinit.blocks.linen` for ``flax.linen`` and
 :mod:`flaxinit`'s ``fixup_scale``, ``tfixup_encoder_scale`` and friends; see
 ``docs/residual.md`` for each method's rule and paper.
 
->>> from flaxinit.blocks import linen, nnx
->>> sorted(linen.__all__) == sorted(nnx.__all__)
-True
+Examples:
+  >>> from flaxinit.blocks import linen, nnx
+  >>> sorted(linen.__all__) == sorted(nnx.__all__)
+  True
 """
 
 from flaxinit.blocks import linen, nnx

@@ -8,15 +8,16 @@ Residual stacks (``*ResNet``) scan one block over ``num_blocks`` (``nn.scan``): 
 parameters carry a leading axis of length ``num_blocks``, and a 1,000-block network
 compiles as fast as a one-block one.
 
->>> import jax, jax.numpy as jnp
->>> from flaxinit.blocks import linen as blocks
->>> net = blocks.FixupResNet(features=16, num_blocks=8, num_outputs=3)
->>> params = net.init(jax.random.key(0), jnp.ones((2, 5)))
->>> params["params"]["blocks"]["dense_0"]["kernel"].shape
-(8, 16, 16)
->>> net.apply(params, jnp.ones((2, 5)))  # the classifier starts at 0
-Array([[0., 0., 0.],
-       [0., 0., 0.]], dtype=float32)
+Examples:
+  >>> import jax, jax.numpy as jnp
+  >>> from flaxinit.blocks import linen as blocks
+  >>> net = blocks.FixupResNet(features=16, num_blocks=8, num_outputs=3)
+  >>> params = net.init(jax.random.key(0), jnp.ones((2, 5)))
+  >>> params["params"]["blocks"]["dense_0"]["kernel"].shape
+  (8, 16, 16)
+  >>> net.apply(params, jnp.ones((2, 5)))  # the classifier starts at 0
+  Array([[0., 0., 0.],
+         [0., 0., 0.]], dtype=float32)
 """
 
 from __future__ import annotations
@@ -113,7 +114,9 @@ class FixupResNet(nn.Module):
       features: the width of the residual stream.
       num_blocks: ``L``, the number of residual blocks.
       num_outputs: the number of logits.
-      branch_depth, hidden_features, activation: as in :class:`FixupBlock`.
+      branch_depth: as in :class:`FixupBlock`.
+      hidden_features: as in :class:`FixupBlock`.
+      activation: as in :class:`FixupBlock`.
     """
 
     features: int
@@ -217,7 +220,10 @@ class SkipInitResNet(nn.Module):
       features: the width of the residual stream.
       num_blocks: the number of residual blocks.
       num_outputs: the number of outputs.
-      hidden_features, alpha_init, activation, kernel_init: as in :class:`SkipInitBlock`.
+      hidden_features: as in :class:`SkipInitBlock`.
+      alpha_init: as in :class:`SkipInitBlock`.
+      activation: as in :class:`SkipInitBlock`.
+      kernel_init: as in :class:`SkipInitBlock`.
     """
 
     features: int
@@ -247,7 +253,8 @@ class ReZeroResNet(nn.Module):
       features: the width of the residual stream.
       num_blocks: the number of residual layers.
       num_outputs: the number of outputs.
-      activation, kernel_init: as in :class:`ReZeroBlock`.
+      activation: as in :class:`ReZeroBlock`.
+      kernel_init: as in :class:`ReZeroBlock`.
     """
 
     features: int
@@ -328,7 +335,9 @@ class TFixupEncoder(nn.Module):
 
     Attributes:
       vocab_size: the number of input tokens.
-      d_model, num_heads, d_ff: as in :class:`TFixupEncoderLayer`.
+      d_model: as in :class:`TFixupEncoderLayer`.
+      num_heads: as in :class:`TFixupEncoderLayer`.
+      d_ff: as in :class:`TFixupEncoderLayer`.
       num_layers: ``N``, the number of layers.
       max_len: the longest sequence (rows of the positional embedding).
       num_outputs: logits per position (default ``vocab_size``).

@@ -8,13 +8,14 @@ construction, so networks take ``in_features`` first and every module takes ``rn
 Residual stacks (``*ResNet``) create their blocks with ``nnx.vmap`` (parameters stacked
 on a leading axis of length ``num_blocks``) and apply them with ``nnx.scan``.
 
->>> import jax.numpy as jnp
->>> from flax import nnx
->>> from flaxinit.blocks import nnx as blocks
->>> block = blocks.ReZeroBlock(4, rngs=nnx.Rngs(0))
->>> x = jnp.arange(8.0).reshape(2, 4)
->>> bool((block(x) == x).all())  # alpha starts at 0: the identity
-True
+Examples:
+  >>> import jax.numpy as jnp
+  >>> from flax import nnx
+  >>> from flaxinit.blocks import nnx as blocks
+  >>> block = blocks.ReZeroBlock(4, rngs=nnx.Rngs(0))
+  >>> x = jnp.arange(8.0).reshape(2, 4)
+  >>> bool((block(x) == x).all())  # alpha starts at 0: the identity
+  True
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ class FixupResNet(nnx.Module):
       features: the width of the residual stream.
       num_blocks: ``L``, the number of residual blocks.
       num_outputs: the number of logits.
-      branch_depth, hidden_features, activation: as in :class:`FixupBlock`.
+      branch_depth: as in :class:`FixupBlock`.
+      hidden_features: as in :class:`FixupBlock`.
+      activation: as in :class:`FixupBlock`.
       rngs: the random streams.
     """
 
@@ -256,7 +259,10 @@ class SkipInitResNet(_StemAndHead):
       features: the width of the residual stream.
       num_blocks: the number of residual blocks.
       num_outputs: the number of outputs.
-      hidden_features, alpha_init, activation, kernel_init: as in :class:`SkipInitBlock`.
+      hidden_features: as in :class:`SkipInitBlock`.
+      alpha_init: as in :class:`SkipInitBlock`.
+      activation: as in :class:`SkipInitBlock`.
+      kernel_init: as in :class:`SkipInitBlock`.
       rngs: the random streams.
     """
 
@@ -292,7 +298,8 @@ class ReZeroResNet(_StemAndHead):
       features: the width of the residual stream.
       num_blocks: the number of residual layers.
       num_outputs: the number of outputs.
-      activation, kernel_init: as in :class:`ReZeroBlock`.
+      activation: as in :class:`ReZeroBlock`.
+      kernel_init: as in :class:`ReZeroBlock`.
       rngs: the random streams.
     """
 
@@ -373,7 +380,9 @@ class TFixupEncoder(nnx.Module):
 
     Args:
       vocab_size: the number of input tokens.
-      d_model, num_heads, d_ff: as in :class:`TFixupEncoderLayer`.
+      d_model: as in :class:`TFixupEncoderLayer`.
+      num_heads: as in :class:`TFixupEncoderLayer`.
+      d_ff: as in :class:`TFixupEncoderLayer`.
       num_layers: ``N``, the number of layers.
       max_len: the longest sequence (rows of the positional embedding).
       num_outputs: logits per position (default ``vocab_size``).
