@@ -183,27 +183,30 @@ def normalized_tasks(key, shapes, iterations, init, convention="article") -> lis
     return [_normalized_task(key, shape, iterations, init, convention) for shape in _check_shapes(shapes)]
 
 
+def _passes(t_row, t_col, n_in: int, n_out: int, convention: str) -> tuple:
+    """(forward, backward, avg) from the row and column totals, per ``convention``."""
+    if convention == "per_node":
+        forward, backward = t_col / n_out, t_row / n_in
+    else:  # the article's divisors
+        forward, backward = t_row / n_out, t_col / n_in
+    return forward, backward, (t_row + t_col) / (n_in + n_out)
+
+
 def _normalized_task(key, shape, iterations, init, convention) -> Task[NormalizedResult]:
     n_in, n_out = shape
-    per_node = convention == "per_node"
 
     def stat(k):
         w = init(k, shape, jnp.float32)
         t_row = tree_sum(jnp.abs(tree_sum(w, 1)))  # each input node's outgoing sum
         t_col = tree_sum(jnp.abs(tree_sum(w, 0)))  # each output node's incoming sum
-        forward = t_col / n_out if per_node else t_row / n_out
-        backward = t_row / n_in if per_node else t_col / n_in
-        return jnp.stack([forward, backward, (t_row + t_col) / (n_in + n_out)])
+        return jnp.stack(_passes(t_row, t_col, n_in, n_out, convention))
 
     e_out = _abs_sum_expectation(init, shape, n_out)  # E|sum over a row|
     e_in = _abs_sum_expectation(init, shape, n_in)  # E|sum over a column|
     if e_out is None or e_in is None:
         expected = (None, None, None)
     else:
-        t_row, t_col = n_in * e_out, n_out * e_in
-        forward = t_col / n_out if per_node else t_row / n_out
-        backward = t_row / n_in if per_node else t_col / n_in
-        expected = (forward, backward, (t_row + t_col) / (n_in + n_out))
+        expected = _passes(n_in * e_out, n_out * e_in, n_in, n_out, convention)
 
     def finalize(acc: Accumulator) -> NormalizedResult:
         (f, b, a), (f_se, b_se, a_se) = acc.moments()
