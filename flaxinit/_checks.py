@@ -55,6 +55,18 @@ def check_positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def check_int(value: Any, name: str, minimum: int = 1, why: str = "") -> int:
+    """Returns ``value`` as a Python int ``>= minimum``, or raises naming ``name``.
+
+    ``why`` (optional) is appended to the ``ValueError`` to say where the bound comes from.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}{why}, got {value!r}")
+    return int(value)
+
+
 def check_optional_fan(value: Any, name: str) -> int | None:
     return None if value is None else check_positive_int(value, name)
 

@@ -20,9 +20,9 @@ round-trips through ``get_config()`` and :func:`flaxinit.get`.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Literal
 
+from flaxinit._checks import check_int
 from flaxinit._kaiming import KaimingNormal, kaiming_normal
 from flaxinit._xavier import XavierNormalized, xavier_normalized
 
@@ -40,18 +40,6 @@ __all__ = [
 
 #: The constant of T-Fixup's encoder factor ``0.67 N^(-1/4)``, as the paper prints it.
 TFIXUP_ENCODER_CONSTANT = 0.67
-
-
-def check_int(value: Any, name: str, minimum: int = 1, why: str = "") -> int:
-    """Returns ``value`` as a Python int ``>= minimum``, or raises naming ``name``.
-
-    ``why`` (optional) is appended to the ``ValueError`` to say where the bound comes from.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}{why}, got {value!r}")
-    return int(value)
 
 
 def check_branch_depth(branch_depth: Any) -> int:

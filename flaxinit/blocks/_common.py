@@ -14,8 +14,9 @@ import jax
 import jax.numpy as jnp
 
 from flaxinit import _checks
+from flaxinit._checks import check_int
 from flaxinit._kaiming import kaiming_normal
-from flaxinit._residual import check_branch_depth, check_int
+from flaxinit._residual import check_branch_depth
 
 Activation = Callable[[jax.Array], jax.Array]
 Layer = Callable[[jax.Array], jax.Array]
