@@ -119,8 +119,9 @@ class Trainer:
             for epoch in range(epochs):
                 order_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.seed_keys, epoch)
                 params, opt_state, loss, acc = self.epoch_fn(params, opt_state, order_keys, *self.arrays)
-                history.loss.append(np.asarray(loss))
-                history.accuracy.append(np.asarray(acc))
+                epoch_loss, epoch_acc = np.asarray(loss), np.asarray(acc)
+                history.loss.append(epoch_loss)
+                history.accuracy.append(epoch_acc)
                 if progress is not None:
                     progress(epoch + 1)
         except KeyboardInterrupt:

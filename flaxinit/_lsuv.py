@@ -46,8 +46,9 @@ Both APIs share one algorithm (:func:`_run`), which sees the parameters as a fla
 and the model as a jitted ``measure(params) -> {layer: variance}``.
 
 Not supported: layers inside lifted transforms (``nn.scan``, ``nn.vmap``,
-``nnx.scan``, ...), whose kernels carry an extra axis (such a layer is reported with a
-clear error; exclude it with ``layers=``), and ``DenseGeneral``/``Einsum``/
+``nnx.scan``, ...), whose kernels carry an extra axis (linen: selecting such a layer is
+a clear error, exclude it with ``layers=``; nnx: the transform calls copies of the
+layer, so it is never seen, and a warning names it), and ``DenseGeneral``/``Einsum``/
 ``LinearGeneral`` kernels (not selected). Normalization layers have no kernel and are
 never selected. Put Dropout in deterministic mode (``call_kwargs`` or
 ``model.eval()``).
@@ -226,7 +227,7 @@ def lsuv(
     options = _Options(
         target=_checks.check_real(target, "target", minimum=0.0, strict=True),
         tol=_checks.check_real(tol, "tol", minimum=0.0, strict=True),
-        max_iter=_checks.check_positive_int(max_iter, "max_iter"),
+        max_iter=_checks.check_int(max_iter, "max_iter"),
         mode=_checks.check_choice(mode, "mode", MODES),
         key=jax.random.key(int(key)) if isinstance(key, numbers.Integral) and not isinstance(key, bool) else key,
         pre_init=bool(pre_init),
@@ -502,8 +503,9 @@ def _lsuv_linen(module, params, batch, layers, options, call_kwargs, return_repo
     seen: list[tuple[Path, int]] = []
     _discover(lambda: jax.eval_shape(functools.partial(run, seen=seen), variables, batch), batch)
     order, ndims = _ordered(seen, lambda path: ("params", *path))
-    _check_kernels(order, flat, ndims)
-    selected = _drop_missing_biases(_select(order, layers, "flax.linen Dense/Conv/ConvTranspose"), flat)
+    selected = _select(order, layers, "flax.linen Dense/Conv/ConvTranspose")
+    _check_kernels(selected, flat, ndims)
+    selected = _drop_missing_biases(selected, flat)
     names = frozenset(layer.name for layer in selected)
     measure = _measure_fn(lambda tree, b: run(tree, b, selected=names), traverse_util.unflatten_dict, batch)
     new_flat, report = _run(flat, selected, measure, options)
@@ -593,8 +595,17 @@ def _lsuv_nnx(model, batch, layers, options, call_kwargs):
     seen: list[tuple[Path, int]] = []
     _discover(lambda: jax.eval_shape(functools.partial(run, seen=seen), tree, batch), batch)
     order, ndims = _ordered(seen, lambda path: path)
-    _check_kernels(order, flat, ndims)
-    selected = _drop_missing_biases(_select(order, layers, "flax.nnx Linear/Conv/ConvTranspose"), flat)
+    called = {path for path, _ in seen}
+    unseen = [path_str(p) for p, m in nnx.iter_modules(model) if isinstance(m, NNX_LAYERS) and tuple(p) not in called]
+    if unseen:
+        warnings.warn(
+            f"LSUV leaves {unseen} unchanged: the forward pass did not call them as the model's own "
+            "layers (unused, or inside nnx.scan/nnx.vmap, which call copies)",
+            stacklevel=3,
+        )
+    selected = _select(order, layers, "flax.nnx Linear/Conv/ConvTranspose")
+    _check_kernels(selected, flat, ndims)
+    selected = _drop_missing_biases(selected, flat)
     names = frozenset(layer.name for layer in selected)
     measure = _measure_fn(lambda pure, b: run(pure, b, selected=names), traverse_util.unflatten_dict, batch)
     new_flat, report = _run(flat, selected, measure, options)

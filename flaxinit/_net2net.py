@@ -307,8 +307,8 @@ def selection_indices(large: int, small: int) -> np.ndarray:
       >>> selection_indices(8, 4).tolist(), selection_indices(10, 4).tolist(), selection_indices(10, 3).tolist()
       ([0, 2, 4, 6], [0, 3, 6, 9], [0, 4, 9])
     """
-    large = _checks.check_positive_int(large, "large")
-    small = _checks.check_positive_int(small, "small")
+    large = _checks.check_int(large, "large")
+    small = _checks.check_int(small, "small")
     if small > large:
         raise ValueError(f"cannot select {small} of {large} entries")
     if large % small == 0:
@@ -436,7 +436,7 @@ def proxy_init(
       >>> bool(jnp.allclose(wide_out, proxy.apply({"params": result.proxy_params}, x), atol=1e-5))
       True
     """
-    steps = _checks.check_positive_int(steps, "steps")
+    steps = _checks.check_int(steps, "steps")
     noise = _checks.check_real(noise, "noise", minimum=0.0)
     key = _key(key)
     batches = iter(data)

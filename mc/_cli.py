@@ -500,13 +500,12 @@ def run_fit(args) -> int:
         fits = [_fit.fit_standard(), _fit.fit_normalized()]
     else:
         try:
-            data = json.loads(Path(args.source).read_text())
-            rows = data["rows"]
-        except (OSError, ValueError, KeyError) as err:
-            raise UsageError(f"--from {args.source}: not a results file of python -m mc ({err})") from None
-        fits = fits_from_rows(
-            [r for r in rows if r["table"] == "standard"], [r for r in rows if r["table"] == "normalized"]
-        )
+            rows = json.loads(Path(args.source).read_text())["rows"]
+            standard = [r for r in rows if r["table"] == "standard"]
+            normalized = [r for r in rows if r["table"] == "normalized"]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise UsageError(f"--from {args.source}: not a results file of python -m mc ({err!r})") from None
+        fits = fits_from_rows(standard, normalized)
     for fit in fits:
         print_fit(fit)
     if args.json:

@@ -34,6 +34,8 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from mc._io import write_text
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent
 NOTEBOOKS = ("01_magnitude.ipynb", "02_flax_usage.ipynb", "03_study.ipynb")
 KERNEL_NAME = "python3"
@@ -130,6 +132,8 @@ def inject_parameters(nb: nbformat.NotebookNode, overrides: Mapping[str, Any]) -
     Python literal. Without overrides the copy is unchanged.
     """
     nb = copy.deepcopy(nb)
+    # a notebook saved by an earlier --write carries its overrides: drop them first
+    nb.cells = [c for c in nb.cells if INJECTED_TAG not in c.get("metadata", {}).get("tags", [])]
     index, names = parameter_names(nb)
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -207,7 +211,7 @@ def execute(
         where = _describe(nb, index) if index is not None else "an unknown cell"
         raise NotebookError(f"{path.name}: {where} failed: {summary}") from err
     if write:
-        nbformat.write(nb, path)
+        write_text(path, nbformat.writes(nb))  # atomic: a committed notebook is never left half-written
     return nb
 
 

@@ -373,7 +373,7 @@ BAD_INPUTS = [
     ("layers str", X_MLP, {"layers": "layers_0"}, TypeError, "not a str"),
     ("tol", X_MLP, {"tol": 0.0}, ValueError, "tol must be > 0.0"),
     ("target", X_MLP, {"target": -1.0}, ValueError, "target must be > 0.0"),
-    ("max_iter", X_MLP, {"max_iter": 0}, ValueError, "max_iter must be a positive integer"),
+    ("max_iter", X_MLP, {"max_iter": 0}, ValueError, "max_iter must be an integer >= 1"),
     ("mode", X_MLP, {"mode": "var"}, ValueError, "mode must be one of 'variance', 'std'"),
 ]
 
@@ -406,3 +406,21 @@ def test_wrong_call_forms():
         lsuv(LINEN_MLP, [1.0], X_MLP)
     with pytest.raises(TypeError, match=r"return_report applies to flax\.linen"):
         lsuv(NNX_MLP, X_MLP, return_report=True)
+
+
+def test_scanned_layers_linen_excluded_by_layers_nnx_warned():
+    """Lifted transforms: linen selects around them with ``layers=``; nnx names them in a warning."""
+    from flax import nnx as _nnx
+
+    from flaxinit.blocks import linen as linen_blocks
+    from flaxinit.blocks import nnx as nnx_blocks
+
+    x = jax.random.normal(jax.random.key(0), (64, 5))
+    net = linen_blocks.SkipInitResNet(8, 3, 2)
+    params = net.init(jax.random.key(1), x)
+    _, report = lsuv(net, params, x, layers=["stem", "head"], return_report=True)
+    assert [layer.path for layer in report.layers] == ["stem", "head"]
+    model = nnx_blocks.SkipInitResNet(5, 8, 3, 2, rngs=_nnx.Rngs(0))
+    with pytest.warns(UserWarning, match=r"leaves \['blocks/dense_0', 'blocks/dense_1'\] unchanged"):
+        report = lsuv(model, x)
+    assert [layer.path for layer in report.layers] == ["stem", "head"]

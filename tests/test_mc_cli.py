@@ -108,12 +108,15 @@ def test_interrupt_then_resume_gives_the_uninterrupted_result(tmp_path, monkeypa
         (["depth", "--widths", "5"], "widths must list"),
         (["reproduce", "--resume"], "--resume needs --json"),
         (["fit", "--from", "/nonexistent/r.json"], "not a results file"),
+        (["fit", "--from", "MALFORMED"], "not a results file"),
         (["bogus"], "invalid choice"),
         ([], "required"),
     ],
 )
-def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
-    assert _cli.main(argv) == 2
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys, tmp_path):
+    malformed = tmp_path / "rows.json"
+    malformed.write_text('{"rows": [{"x": 1}]}')
+    assert _cli.main([str(malformed) if a == "MALFORMED" else a for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("python -m mc: error:")
     assert message in err

@@ -402,7 +402,7 @@ def test_weight_selection_and_index_errors():
         weight_selection(P, 3.0)
     with pytest.raises(ValueError, match="cannot select 5 of 4 entries"):
         selection_indices(4, 5)
-    with pytest.raises(ValueError, match="small must be a positive integer"):
+    with pytest.raises(ValueError, match="small must be an integer >= 1"):
         selection_indices(4, 0)
 
 
@@ -410,7 +410,7 @@ def test_proxy_init_errors():
     proxy = nn.Sequential([nn.Dense(2), nn.relu, nn.Dense(3)])
     target = nn.Sequential([nn.Dense(4), nn.relu, nn.Dense(3)])
     args = (mse, optax.sgd(0.1))
-    with pytest.raises(ValueError, match="steps must be a positive integer"):
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
         proxy_init(proxy, target, [(X_REG, Y_REG)], *args, 0)
     with pytest.raises(ValueError, match="data is empty"):
         proxy_init(proxy, target, [], *args, 5)

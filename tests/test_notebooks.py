@@ -104,6 +104,10 @@ def test_overrides_must_name_parameters():
         run_notebooks.inject_parameters(nb, {"no_such_size": 1})
     injected = run_notebooks.inject_parameters(nb, {"seed": 3})
     assert len(injected.cells) == len(nb.cells) + 1 and injected.cells[2].source.endswith("seed = 3")
+    # a notebook saved with overrides (--write) gets them replaced, not stacked
+    again = run_notebooks.inject_parameters(injected, {"seed": 4})
+    assert len(again.cells) == len(nb.cells) + 1 and again.cells[2].source.endswith("seed = 4")
+    assert len(run_notebooks.inject_parameters(injected, {}).cells) == len(nb.cells)
 
 
 def test_the_kernel_is_this_python():

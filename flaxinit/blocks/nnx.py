@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from flaxinit._checks import check_int
 from flaxinit._constant import zeros
 from flaxinit._kaiming import kaiming_normal
 from flaxinit._residual import fixup_branch_init, tfixup_embedding_init, tfixup_encoder_init
@@ -149,7 +150,7 @@ class FixupResNet(nnx.Module):
         *,
         rngs: nnx.Rngs,
     ) -> None:
-        self.in_features = _common.check_mlp_block(in_features, None)[0]
+        self.in_features = check_int(in_features, "in_features")
         num_blocks, num_outputs = _common.check_network(num_blocks, num_outputs)
         _common.check_mlp_block(features, hidden_features)
         self.activation = activation
@@ -240,7 +241,7 @@ class _StemAndHead(nnx.Module):
     """SkipInit/ReZero networks: He stem + activation, the stacked blocks, a Xavier classifier."""
 
     def _build(self, in_features: int, features: int, num_outputs: int, activation: Activation, rngs: nnx.Rngs) -> None:
-        self.in_features = _common.check_mlp_block(in_features, None)[0]
+        self.in_features = check_int(in_features, "in_features")
         self.activation = activation
         self.stem = _linear(self.in_features, features, kaiming_normal(), rngs)
         self.head = _linear(features, num_outputs, xavier_normalized(), rngs)
