@@ -7,6 +7,7 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
@@ -65,6 +66,13 @@ def check_int(value: Any, name: str, minimum: int = 1, why: str = "") -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}{why}, got {value!r}")
     return int(value)
+
+
+def as_key(key: Any) -> Any:
+    """A PRNG key, from a key or an int seed (``jax.random.key(seed)``)."""
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    return key
 
 
 def check_optional_fan(value: Any, name: str) -> int | None:

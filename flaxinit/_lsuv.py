@@ -61,7 +61,6 @@ import dataclasses
 import functools
 import logging
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -229,7 +228,7 @@ def lsuv(
         tol=_checks.check_real(tol, "tol", minimum=0.0, strict=True),
         max_iter=_checks.check_int(max_iter, "max_iter"),
         mode=_checks.check_choice(mode, "mode", MODES),
-        key=jax.random.key(int(key)) if isinstance(key, numbers.Integral) and not isinstance(key, bool) else key,
+        key=_checks.as_key(key),
         pre_init=bool(pre_init),
     )
     kwargs = dict(call_kwargs or {})

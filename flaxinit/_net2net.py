@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import numbers
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -54,6 +53,7 @@ from flax import nnx, traverse_util
 from flax.core import frozen_dict
 
 from flaxinit import _checks
+from flaxinit._lsuv import path_str
 
 __all__ = ["ProxyInitResult", "net2wider", "proxy_init", "selection_indices", "weight_selection"]
 
@@ -99,10 +99,6 @@ def _read(obj: Any, role: str) -> _Tree:
     )
 
 
-def _name(path: Path) -> str:
-    return "/".join(str(p) for p in path)
-
-
 def _natural_key(name: str) -> list[Any]:
     return [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", name) if t]
 
@@ -112,11 +108,12 @@ def _chain(tree: _Tree, role: str, layers: Sequence[str] | None) -> list[Path]:
     found: dict[str, Path] = {}
     for key in tree.flat:
         if key[-1] == "kernel":
-            found[_name(key[:-1])] = key[:-1]
+            found[path_str(key[:-1])] = key[:-1]
     for key in tree.flat:
-        if key[-1] not in ("kernel", "bias") or _name(key[:-1]) not in found:
+        if key[-1] not in ("kernel", "bias") or path_str(key[:-1]) not in found:
             raise ValueError(
-                f"{role} has a parameter {_name(key)!r} that is neither a layer's 'kernel' nor its 'bias'; net2wider "
+                f"{role} has a parameter {path_str(key)!r} that is neither a layer's 'kernel' nor its 'bias'; "
+                "net2wider "
                 "widens chains of dense/conv layers only (see flaxinit._net2net's docstring)"
             )
     if not found:
@@ -133,12 +130,6 @@ def _chain(tree: _Tree, role: str, layers: Sequence[str] | None) -> list[Path]:
 
 def _shape(leaf: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in np.shape(leaf))
-
-
-def _key(key: jax.Array | int) -> jax.Array:
-    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
-        return jax.random.key(int(key))
-    return key
 
 
 # --- Net2WiderNet ------------------------------------------------------------------------
@@ -199,16 +190,16 @@ def net2wider(
     noise = _checks.check_real(noise, "noise", minimum=0.0)
     src, tgt = _read(source, "source"), _read(target, "target")
     order = _chain(src, "source", layers)
-    if sorted(map(_name, _chain(tgt, "target", None))) != sorted(map(_name, order)):
+    if sorted(map(path_str, _chain(tgt, "target", None))) != sorted(map(path_str, order)):
         raise ValueError(
-            f"source and target must have the same layers; source: {sorted(map(_name, order), key=_natural_key)}, "
-            f"target: {sorted(map(_name, _chain(tgt, 'target', None)), key=_natural_key)}"
+            f"source and target must have the same layers; source: {sorted(map(path_str, order), key=_natural_key)}, "
+            f"target: {sorted(map(path_str, _chain(tgt, 'target', None)), key=_natural_key)}"
         )
     for path in order:
         if ((*path, "bias") in src.flat) != ((*path, "bias") in tgt.flat):
-            raise ValueError(f"layer {_name(path)!r} has a bias in only one of source and target")
+            raise ValueError(f"layer {path_str(path)!r} has a bias in only one of source and target")
     _check_chain(src, tgt, order)
-    key = _key(key)
+    key = _checks.as_key(key)
     out: dict[Path, Any] = {}
     previous: tuple[np.ndarray, np.ndarray] | None = None  # (g, counts) of the layer before
     for i, path in enumerate(order):
@@ -255,7 +246,7 @@ def _check_chain(src: _Tree, tgt: _Tree, order: list[Path]) -> None:
     """Shapes: same spatial kernel sizes, same network input/output, hidden widths >= source, a consistent chain."""
     shapes = [(_shape(src.flat[(*p, "kernel")]), _shape(tgt.flat[(*p, "kernel")])) for p in order]
     for path, (s, t) in zip(order, shapes, strict=True):
-        name = _name(path)
+        name = path_str(path)
         if len(s) < 2 or len(s) != len(t) or s[:-2] != t[:-2]:
             raise ValueError(f"layer {name!r}: source kernel {s} and target kernel {t} must be (..., in, out) alike")
         bias = src.flat.get((*path, "bias"))
@@ -263,12 +254,12 @@ def _check_chain(src: _Tree, tgt: _Tree, order: list[Path]) -> None:
             raise ValueError(f"layer {name!r}: bias of shape {_shape(bias)}, expected {(s[-1],)}")
     for i in range(1, len(order)):
         (ps, pt), (s, t) = shapes[i - 1], shapes[i]
-        name, before = _name(order[i]), _name(order[i - 1])
+        name, before = path_str(order[i]), path_str(order[i - 1])
         positions, rest = divmod(s[-2], ps[-1])
         if rest or positions == 0 or (positions > 1 and len(s) > 2):
             raise ValueError(
                 f"layer {name!r} takes {s[-2]} inputs, which {before!r}'s {ps[-1]} outputs cannot feed (directly, or "
-                f"flattened from a conv); the layers, in the order used: {', '.join(map(_name, order))}. "
+                f"flattened from a conv); the layers, in the order used: {', '.join(map(path_str, order))}. "
                 "Pass layers= in forward order if that order is wrong"
             )
         if pt[-1] < ps[-1]:
@@ -284,12 +275,13 @@ def _check_chain(src: _Tree, tgt: _Tree, order: list[Path]) -> None:
     first, last = shapes[0], shapes[-1]
     if first[0][-2] != first[1][-2]:
         raise ValueError(
-            f"the first layer {_name(order[0])!r} must keep its input size: "
+            f"the first layer {path_str(order[0])!r} must keep its input size: "
             f"source {first[0][-2]}, target {first[1][-2]}"
         )
     if last[0][-1] != last[1][-1]:
         raise ValueError(
-            f"the last layer {_name(order[-1])!r} must keep its output size: source {last[0][-1]}, target {last[1][-1]}"
+            f"the last layer {path_str(order[-1])!r} must keep its output size: "
+            f"source {last[0][-1]}, target {last[1][-1]}"
         )
 
 
@@ -345,7 +337,7 @@ def weight_selection(source: Any, target: Any) -> Any:
       ([[0.0, 4.0, 9.0], [20.0, 24.0, 29.0], [40.0, 44.0, 49.0], [60.0, 64.0, 69.0]], [0.0, 4.0, 9.0])
     """
     src, tgt = _read(source, "source"), _read(target, "target")
-    missing = [_name(k) for k in tgt.flat if k not in src.flat]
+    missing = [path_str(k) for k in tgt.flat if k not in src.flat]
     if missing:
         raise ValueError(f"target has parameters that source lacks: {', '.join(missing)}")
     out = {}
@@ -354,7 +346,7 @@ def weight_selection(source: Any, target: Any) -> Any:
         shape = _shape(leaf)
         if large.ndim != len(shape) or any(t > s for s, t in zip(large.shape, shape, strict=True)):
             raise ValueError(
-                f"parameter {_name(path)!r}: source shape {large.shape} cannot be cut to target shape {shape} "
+                f"parameter {path_str(path)!r}: source shape {large.shape} cannot be cut to target shape {shape} "
                 "(same rank, no axis larger than the source's)"
             )
         for axis, (s, t) in enumerate(zip(large.shape, shape, strict=True)):
@@ -438,7 +430,7 @@ def proxy_init(
     """
     steps = _checks.check_int(steps, "steps")
     noise = _checks.check_real(noise, "noise", minimum=0.0)
-    key = _key(key)
+    key = _checks.as_key(key)
     batches = iter(data)
     first = next(batches, None)
     if first is None:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 import flaxinit
+from flaxinit._checks import as_key
 from mc._engine import Accumulator, Engine, tree_sum
 from mc._results import DepthResult, NormalizedResult, StandardResult, ci95
 
@@ -47,8 +48,7 @@ def _positive_int(value: Any, name: str) -> int:
 
 
 def _check_key(key: Any) -> jax.Array:
-    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
-        return jax.random.key(int(key))
+    key = as_key(key)
     if not isinstance(key, jax.Array):
         raise TypeError(f"key must be a jax PRNG key or an int seed, got {key!r}")
     return key
