@@ -25,7 +25,7 @@ from experiments import data as datasets
 from experiments import demos, report
 from experiments.networks import arms_for, setup_for
 from experiments.train import Dataset, History, train
-from mc._cli import machine
+from mc._cli import UsageError, _Parser, _positive, machine
 from mc._io import write_csv, write_json, write_text
 
 NETWORKS = ("counting", "mnist-cnn", "mnist-dense", "hamlet-rnn")
@@ -60,15 +60,6 @@ BUDGETS = {
 SEQUENCE_LENGTH = 32
 
 
-class UsageError(Exception):
-    pass
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise UsageError(message)
-
-
 def _seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
@@ -77,16 +68,6 @@ def _seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise argparse.ArgumentTypeError(f"must be distinct comma-separated integers, got {text!r}")
     return seeds
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
