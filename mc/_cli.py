@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import json
 import math
-import platform
 import signal
 import sys
 import time
@@ -22,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 import flaxinit
-from mc import _fit, _io, _protocols
+from flaxinit import tooling
+from mc import _fit, _protocols
 from mc._engine import Accumulator
 from mc._protocols import Task
 
@@ -131,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--csv", type=Path, help="write result rows (atomically) to this CSV file")
         p.add_argument("--resume", action="store_true", help="continue the partial run in --json")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        group = p.add_argument_group(
+            "several processes or hosts (JAX's multi-controller runtime: run the same command once per process)"
+        )
+        group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, reachable from all")
+        group.add_argument("--num-processes", type=_positive, help="total number of processes")
+        group.add_argument("--process-id", type=int, help="this process's index, 0 .. num_processes - 1")
 
     p = sub.add_parser("standard", help="the standard test for one scheme")
     common(p, DEFAULT_STANDARD_ITERATIONS)
@@ -155,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fit", help="refit the article's constants from exact g or from a results file")
     p.add_argument("--from", dest="source", type=Path, help="a --json file of reproduce/standard/normalized")
+    p.add_argument("--objective", default="minimax", choices=_fit.OBJECTIVES, help="default: minimax")
     p.add_argument("--json", type=Path)
 
     p = sub.add_parser("reproduce", help="the article's two tables, Xavier vs Letkeman exact and approximated")
@@ -234,15 +242,24 @@ class Runner:
             bar.update(a.iterations_done - on_chunk.seen)
             on_chunk.seen = a.iterations_done
             self.pending[rid] = a.to_dict()
-            if self.stop_requested:
+            if self.should_stop():
                 raise _Stop
 
         on_chunk.seen = acc.iterations_done
-        if self.stop_requested:
+        if self.should_stop():
             raise _Stop
         result = task.run(acc, self.chunk_size, on_chunk)
         self.pending.pop(rid, None)
         self.results[rid] = {"id": rid, "table": table, "spec": spec, **result.to_dict()}
+
+    def should_stop(self) -> bool:
+        """Whether to stop now. With several processes, all of them stop at the same device call
+        (one tiny all-gather of the flag), so none is left waiting in a collective."""
+        if jax.process_count() == 1:
+            return self.stop_requested
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.int32(self.stop_requested))))
 
     def _on_sigint(self, signum, frame) -> None:
         if self.stop_requested:  # a second Ctrl-C stops at once
@@ -257,21 +274,11 @@ class Runner:
         return {
             "settings": self.settings,
             "partial": partial,
-            "machine": machine(),
+            "machine": tooling.machine(),
             "rows": list(self.results.values()),
             "pending": self.pending if partial else {},
             **(extra or {}),
         }
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-    }
 
 
 # --- reporting ----------------------------------------------------------------------------------
@@ -315,13 +322,8 @@ def print_depth(rows: list[dict[str, Any]]) -> None:
 
 
 def print_fit(fit: _fit.FitResult) -> None:
-    consts = ", ".join(f"{k} = {v:.6f} ± {fit.se[k]:.6f}" for k, v in fit.constants.items())
-    print(f"\nrefit {fit.form} from {fit.source} ({fit.points} points, chi2/dof {fit.chi2_dof:.3g}): {consts}")
-    print(f"  grid: {fit.grid}")
-    print(f"  worst relative magnitude error: refit {fit.worst_rel_error:+.3e} at {fit.worst_at}")
-    print(
-        f"                                  published {fit.published_worst_rel_error:+.3e} at {fit.published_worst_at}"
-    )
+    print()
+    print(fit.summary())
 
 
 def _result_objects(rows: list[dict[str, Any]], cls) -> list:
@@ -333,16 +335,16 @@ def _result_objects(rows: list[dict[str, Any]], cls) -> list:
     return out
 
 
-def fits_from_rows(standard_rows, normalized_rows) -> list[_fit.FitResult]:
+def fits_from_rows(standard_rows, normalized_rows, objective: str = "minimax") -> list[_fit.FitResult]:
     """Exact-g fits, plus Monte Carlo fits from the exact-Letkeman rows (one scheme only:
     the schemes share their draws, so their rows are not independent)."""
-    fits = [_fit.fit_standard(), _fit.fit_normalized()]
+    fits = [_fit.fit_standard(objective=objective), _fit.fit_normalized(objective=objective)]
     std = [r for r in standard_rows if r["spec"] == "letkeman_standard" and r["size"] >= 4]
     if len(std) >= 2:
-        fits.append(_fit.fit_standard(_result_objects(std, _protocols.StandardResult)))
+        fits.append(_fit.fit_standard(_result_objects(std, _protocols.StandardResult), objective=objective))
     norm = [r for r in normalized_rows if r["spec"] == "letkeman_normalized"]
     if len(norm) >= 3:
-        fits.append(_fit.fit_normalized(_result_objects(norm, _protocols.NormalizedResult)))
+        fits.append(_fit.fit_normalized(_result_objects(norm, _protocols.NormalizedResult), objective=objective))
     return fits
 
 
@@ -393,7 +395,7 @@ def plot(path: Path, standard_rows, normalized_rows, schemes: dict[str, flaxinit
         ax.set(ylabel="avg magnitude over both passes", title="normalized test")
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with _io.atomic_path(path) as tmp:
+    with tooling.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)
 
@@ -448,14 +450,34 @@ def _tables(args) -> tuple[list[Table], dict[str, flaxinit.Initializer], dict[st
     return tables, schemes, settings
 
 
+def start_distributed(args) -> None:
+    """``jax.distributed.initialize`` from ``--coordinator/--num-processes/--process-id``.
+
+    Must run before anything touches a JAX backend. On CPUs, collectives go through gloo.
+    """
+    flags = (args.coordinator, args.num_processes, args.process_id)
+    if all(f is None for f in flags):
+        return
+    if any(f is None for f in flags):
+        raise UsageError("--coordinator, --num-processes and --process-id go together: give all three")
+    if not 0 <= args.process_id < args.num_processes:
+        raise UsageError(f"--process-id must be in 0..{args.num_processes - 1}, got {args.process_id}")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=args.coordinator, num_processes=args.num_processes, process_id=args.process_id
+    )
+
+
 def run_tables(args) -> int:
     if args.resume and args.json is None:
         raise UsageError("--resume needs --json PATH: the partial run to continue")
+    start_distributed(args)
+    lead = jax.process_index() == 0  # the one process that prints and writes files
     try:
         tables, schemes, settings = _tables(args)
     except (ValueError, TypeError) as err:
         raise UsageError(str(err)) from None
-    runner = Runner(settings, progress=not args.quiet, chunk_size=args.chunk_size)
+    runner = Runner(settings, progress=lead and not args.quiet, chunk_size=args.chunk_size)
     if args.resume:
         if not args.json.exists():
             raise UsageError(f"--resume: {args.json} does not exist")
@@ -463,7 +485,13 @@ def run_tables(args) -> int:
     start = time.perf_counter()
     complete = runner.run(tables)
     elapsed = time.perf_counter() - start
+    if not lead:  # every process holds the same results; process 0 reports them
+        return 0 if complete else 130
+    return report_tables(args, runner, schemes, complete, elapsed)
 
+
+def report_tables(args, runner: Runner, schemes: dict[str, Any], complete: bool, elapsed: float) -> int:
+    """Prints the tables (and fits), writes the requested files; returns the exit status."""
     standard_rows, normalized_rows = runner.rows("standard"), runner.rows("normalized")
     if standard_rows:
         print_standard(standard_rows)
@@ -478,9 +506,9 @@ def run_tables(args) -> int:
             print_fit(fit)
         extra["fits"] = [f.to_dict() for f in fits]
     if args.json:
-        _io.write_json(args.json, runner.document(not complete, extra))
+        tooling.write_json(args.json, runner.document(not complete, extra))
     if args.csv:
-        _io.write_csv(args.csv, [_flat(r) for r in runner.results.values()])
+        tooling.write_csv(args.csv, [_flat(r) for r in runner.results.values()])
     if getattr(args, "plot", None) and (standard_rows or normalized_rows):
         plot(args.plot, standard_rows, normalized_rows, schemes)
     if not complete:
@@ -497,7 +525,7 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
 
 def run_fit(args) -> int:
     if args.source is None:
-        fits = [_fit.fit_standard(), _fit.fit_normalized()]
+        fits = [_fit.fit_standard(objective=args.objective), _fit.fit_normalized(objective=args.objective)]
     else:
         try:
             rows = json.loads(Path(args.source).read_text())["rows"]
@@ -505,11 +533,11 @@ def run_fit(args) -> int:
             normalized = [r for r in rows if r["table"] == "normalized"]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise UsageError(f"--from {args.source}: not a results file of python -m mc ({err!r})") from None
-        fits = fits_from_rows(standard, normalized)
+        fits = fits_from_rows(standard, normalized, args.objective)
     for fit in fits:
         print_fit(fit)
     if args.json:
-        _io.write_json(args.json, {"fits": [f.to_dict() for f in fits], "machine": machine()})
+        tooling.write_json(args.json, {"fits": [f.to_dict() for f in fits], "machine": tooling.machine()})
     return 0
 
 

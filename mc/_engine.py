@@ -44,6 +44,9 @@ CPU_CHUNK_BYTES = 2 * 2**20
 ACCELERATOR_CHUNK_BYTES = 512 * 2**20
 #: Work per device call, in bytes of per-iteration memory (about a second on a CPU core).
 CALL_BYTES = 2**30
+#: Most blocks in one run: block ids are uint32, and the padding of a run's last call
+#: (ids past the end, masked out) must not wrap around to live ids.
+MAX_BLOCKS = 2**31
 #: float32 values are integer multiples of 2**-149: the exact accumulators' unit.
 _UNIT_EXP = 149
 
@@ -226,23 +229,32 @@ class Engine:
             deviations = jnp.where(live, values - mean, 0.0)
             return total, tree_sum(deviations * deviations, 0)
 
-        def device_blocks(key, block_ids, full_blocks, remainder, *, chunk_blocks):
-            return jax.lax.map(lambda b: one_block(key, b, full_blocks, remainder), block_ids, batch_size=chunk_blocks)
+        def device_blocks(key, first_block, full_blocks, remainder, *, chunk_blocks, per_device):
+            # this device's blocks: a contiguous run of ``per_device`` ids from the call's first
+            start = first_block + jax.lax.axis_index("blocks").astype(jnp.uint32) * jnp.uint32(per_device)
+            block_ids = start + jnp.arange(per_device, dtype=jnp.uint32)
+            sums, m2s = jax.lax.map(
+                lambda b: one_block(key, b, full_blocks, remainder), block_ids, batch_size=chunk_blocks
+            )
+            # every device (so every process) ends with every block's sums: one small all-gather
+            return jax.lax.all_gather(sums, "blocks", tiled=True), jax.lax.all_gather(m2s, "blocks", tiled=True)
 
         self._device_blocks = device_blocks
-        self._kernels: dict[int, Callable] = {}
+        self._kernels: dict[tuple[int, int], Callable] = {}
 
-    def _kernel(self, chunk_blocks: int) -> Callable:
-        if chunk_blocks not in self._kernels:
-            spec = PartitionSpec("blocks")
+    def _kernel(self, chunk_blocks: int, per_device: int) -> Callable:
+        if (chunk_blocks, per_device) not in self._kernels:
+            replicated = PartitionSpec()
             mapped = jax.shard_map(
-                functools.partial(self._device_blocks, chunk_blocks=chunk_blocks),
+                functools.partial(self._device_blocks, chunk_blocks=chunk_blocks, per_device=per_device),
                 mesh=self.mesh,
-                in_specs=(PartitionSpec(), spec, PartitionSpec(), PartitionSpec()),
-                out_specs=(spec, spec),
+                in_specs=(replicated,) * 4,
+                out_specs=(replicated, replicated),
+                # the outputs are all-gathered, so replicated; this jax cannot infer that for all_gather
+                check_vma=False,
             )
-            self._kernels[chunk_blocks] = jax.jit(mapped)
-        return self._kernels[chunk_blocks]
+            self._kernels[chunk_blocks, per_device] = jax.jit(mapped)
+        return self._kernels[chunk_blocks, per_device]
 
     def chunk_blocks(self, chunk_size: int | None) -> int:
         """Blocks per device per chunk: from ``chunk_size`` iterations (over all devices)
@@ -265,8 +277,8 @@ class Engine:
         call, so the run can be resumed from it with the same key.
         """
         total = acc.total_blocks
-        if total > 2**32:
-            raise ValueError(f"iterations must be at most {2**32 * BLOCK}, got {acc.iterations}")
+        if total > MAX_BLOCKS:
+            raise ValueError(f"iterations must be at most {MAX_BLOCKS * BLOCK}, got {acc.iterations}")
         full_blocks = jnp.uint32(acc.iterations // BLOCK)
         remainder = jnp.uint32(acc.iterations % BLOCK)
         chunk = self.chunk_blocks(chunk_size)
@@ -278,11 +290,10 @@ class Engine:
         chunk = min(chunk, _ceil_div(_ceil_div(remaining, calls), self.num_devices))
         # whole chunks per device: lax.map then compiles no extra body for a remainder
         count = _ceil_div(_ceil_div(remaining, calls), chunk * self.num_devices) * chunk * self.num_devices
-        kernel = self._kernel(chunk)
+        kernel = self._kernel(chunk, count // self.num_devices)
 
         def launch(start: int):
-            ids = np.arange(start, start + count, dtype=np.uint32)
-            return start, kernel(key, ids, full_blocks, remainder)
+            return start, kernel(key, np.uint32(start), full_blocks, remainder)
 
         pending = None if acc.done else launch(acc.blocks_done)
         while pending is not None:

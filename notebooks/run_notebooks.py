@@ -34,7 +34,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from mc._io import write_text
+from flaxinit.tooling import write_text
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent
 NOTEBOOKS = ("01_magnitude.ipynb", "02_flax_usage.ipynb", "03_study.ipynb")
