@@ -86,7 +86,8 @@ class PatchConv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         h, w = x.shape[-3], x.shape[-2]
-        pad = [(0, 0)] * (x.ndim - 3) + [(kh // 2, (kh - 1) // 2), (kw // 2, (kw - 1) // 2), (0, 0)]
+        # SAME padding as lax/flax: (k - 1) // 2 before, k // 2 after (the extra row/column after, for even k)
+        pad = [(0, 0)] * (x.ndim - 3) + [((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0)]
         padded = jnp.pad(x, pad)
         # patches[..., y, x, (i, j, c)] = padded[..., y + i, x + j, c]: shifted slices, no conv op
         patches = jnp.concatenate([padded[..., i : i + h, j : j + w, :] for i in range(kh) for j in range(kw)], axis=-1)

@@ -4,13 +4,14 @@ import gzip
 import json
 import struct
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
 import flaxinit
 from experiments import _cli, data, demos
-from experiments.networks import CountingNet, arms_for, setup_for
+from experiments.networks import CountingNet, PatchConv, arms_for, setup_for
 from experiments.train import Dataset, init_runs, train
 
 
@@ -49,6 +50,43 @@ def test_uniform_schemes_are_exact_rescalings_of_one_draw(network):
                 np.testing.assert_allclose(s, u, rtol=1e-6, atol=1e-7)
     # different seeds draw differently
     assert not np.allclose(kernels[0][runs.index((uniform[0], 1))], kernels[0][runs.index((uniform[0], 2))])
+
+
+F32_UNIT_ROUNDOFF = 2.0**-24
+
+
+def _gamma(k: int) -> float:
+    """Higham's gamma_k = k u / (1 - k u): a float32 sum of k products, in any order (FMA or not),
+    is within gamma_k * sum|terms| of the exact value."""
+    return k * F32_UNIT_ROUNDOFF / (1 - k * F32_UNIT_ROUNDOFF)
+
+
+@pytest.mark.parametrize("kh", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("kw", [1, 2, 3, 4, 5])
+def test_patch_conv_equals_flax_conv(kh, kw):
+    """Same parameters, same outputs as ``nn.Conv(padding="SAME")``, even kernels included.
+
+    The two compute each output as a float32 sum of K = kh*kw*C products plus a bias, in
+    different orders, so each is within gamma_{K+1} * S of the exact value, where S is the
+    same sum of absolute values; they differ by at most 2 gamma_{K+1} S. S is computed by
+    the conv itself on |x|, |kernel|, |bias| (all terms positive: relative error <= gamma).
+    """
+    x = jax.random.normal(jax.random.key(kh * 10 + kw), (2, 7, 6, 3))
+    patch = PatchConv(4, (kh, kw), kernel_init=flaxinit.xavier_standard())
+    conv = nn.Conv(4, (kh, kw), padding="SAME")
+
+    @jax.jit
+    def outputs(x):
+        params = jax.tree.map(lambda p: p + 0.1, patch.init(jax.random.key(1), x))  # a nonzero bias too
+        abs_params = jax.tree.map(jax.numpy.abs, params)
+        return params, patch.apply(params, x), conv.apply(params, x), conv.apply(abs_params, abs(x))
+
+    params, got, want, abs_sum = jax.tree.map(np.asarray, outputs(x))
+    assert jax.tree.map(np.shape, jax.eval_shape(conv.init, jax.random.key(0), x)) == jax.tree.map(np.shape, params)
+    k = kh * kw * x.shape[-1] + 1
+    abs_sum = abs_sum.astype(np.float64) / (1 - _gamma(k))
+    assert got.shape == want.shape == (2, 7, 6, 4)
+    assert np.all(np.abs(got.astype(np.float64) - want) <= 2 * _gamma(k) * abs_sum)
 
 
 def test_vectorized_runs_equal_separate_runs():
