@@ -141,7 +141,7 @@ def kaiming_uniform(
 
     Examples:
       >>> import flaxinit
-      >>> flaxinit.kaiming_uniform("fan_out").bound((5, 6))
+      >>> round(flaxinit.kaiming_uniform("fan_out").bound((5, 6)), 12)  # sqrt(6 / 6)
       1.0
     """
     return KaimingUniform(

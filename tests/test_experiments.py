@@ -95,6 +95,8 @@ def test_vectorized_runs_equal_separate_runs():
     together = train(setup_for("counting"), arms, [1, 2], ds, 20)
     alone = train(setup_for("counting"), {"letkeman_standard": arms["letkeman_standard"]}, [2], ds, 20)
     r = together.runs.index(("letkeman_standard", 2))
+    # different programs (vmapped over 4 runs or 1): float32 rounding apart, measured ~1e-7
+    # relative after 20 epochs; a different init or example order differs by O(1)
     np.testing.assert_allclose(np.stack(together.loss)[:, r], np.stack(alone.loss)[:, 0], rtol=1e-5)
 
 
@@ -102,7 +104,9 @@ def test_arms_of_a_seed_share_data_order():
     same = {"a": {"default": flaxinit.xavier_standard()}, "b": {"default": flaxinit.xavier_standard()}}
     history = train(setup_for("counting"), same, [3], demos.counting_data(), 5)
     loss = np.stack(history.loss)
-    np.testing.assert_array_equal(loss[:, 0], loss[:, 1])
+    # two lanes of one vmapped program (equal on this CPU; SIMD tail lanes may round apart
+    # elsewhere): another example order would differ at the first epoch, by O(1)
+    np.testing.assert_allclose(loss[:, 0], loss[:, 1], rtol=1e-6)
 
 
 def test_rnn_arms_use_anm_on_the_one_hot_input():
@@ -237,7 +241,10 @@ def test_all_ones_weights_never_break_symmetry():
         p = jax.tree.map(lambda w, d: w - d, p, g)
     for layer in ("Dense_0", "Dense_1"):
         kernel = np.asarray(p[layer]["kernel"])
-        np.testing.assert_array_equal(kernel, np.broadcast_to(kernel[:, :1], kernel.shape))
+        # Equal on this CPU. Elsewhere a column in a SIMD tail lane may round apart, by about
+        # u = 6e-8 relative per step; any real asymmetry (a random init has ~0.3) is O(1).
+        np.testing.assert_allclose(kernel, np.broadcast_to(kernel[:, :1], kernel.shape), rtol=0,
+                                   atol=1e-4 * np.abs(kernel).max())  # fmt: skip
 
 
 @pytest.mark.parametrize(

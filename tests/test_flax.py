@@ -24,8 +24,10 @@ Table-driven over every name in ``flaxinit.available()`` (``constant`` built wit
 "Matches" is bitwise, except between eager and jitted draws of normal schemes
 (``kaiming_normal``): under ``jit``, XLA folds the scheme's standard deviation into
 the ``sqrt(2)`` factor of ``jax.random.normal`` (``(sqrt2 * x) * s`` becomes
-``(sqrt2 * s) * x``), which moves some float32 weights by one ulp. The same happens
-with ``jax.nn.initializers.normal``; there the tests allow one ulp.
+``(sqrt2 * s) * x``), which can move a float32 weight by up to two roundings on each
+side. flaxinit jits its sampler with the scale static, so on this project's CPU the two
+agree bitwise, but XLA promises neither grouping: the test allows the rounding bound
+``4u |w|`` (``u = 2**-24``). The same holds for ``jax.nn.initializers.normal``.
 
 Layers are tiny, and compilations are shared where possible, so the file stays fast.
 """
@@ -44,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from float_bounds import U32
 from jax.sharding import PartitionSpec
 
 import flaxinit
@@ -76,14 +79,17 @@ def assert_bitwise_equal(actual: Any, desired: Any) -> None:
 
 
 def assert_jit_matches_eager(init: flaxinit.Initializer, jitted: Any, eager: Any) -> None:
-    """Bitwise, except one ulp for normal schemes (XLA's constant folding under jit; see the module doc)."""
+    """Bitwise, except for normal schemes: within two float32 roundings on each side (XLA's
+    constant folding under jit; see the module doc)."""
     if not is_normal(init):
         assert_bitwise_equal(jitted, eager)
         return
     jitted, eager = np.asarray(jitted), np.asarray(eager)
     assert jitted.dtype == eager.dtype and jitted.shape == eager.shape
     if jitted.dtype == np.float32:
-        np.testing.assert_array_max_ulp(jitted, eager, maxulp=1)
+        # (sqrt2 * z) * s and (sqrt2 * s) * z each round twice: each within (1 + u)^2 of exact
+        a, b = jitted.astype(np.float64), eager.astype(np.float64)
+        assert np.all(np.abs(a - b) <= 4 * U32 * np.maximum(np.abs(a), np.abs(b)))
     else:  # one ulp of float32 may flip one rounding to a narrower type
         a, b = jitted.astype(np.float32), eager.astype(np.float32)
         ulp = float(jnp.finfo(jitted.dtype).eps)

@@ -12,8 +12,8 @@ What is asserted, and with which tolerance:
   measurement already within ``tol``) or 1 with ``variance_after = target`` to 1e-5
   relative, and ``forward_passes = 1 + sum(iterations)``.
 * linen and nnx give the same numbers: the same pre-init keys and the same forward
-  order give the same kernels and variances (asserted to 1e-6 relative; they are
-  bitwise equal on CPU).
+  order give the same kernels and variances. They are different programs, so the
+  tolerance is a float32 error bound (``CROSS_PROGRAM_REL``), not equality.
 * A 30-layer MLP whose activations vanish (tanh, weights ``N(0, 0.25/n)``) or explode
   (ReLU, ``N(0, 8/n)``): the poor init's last-layer variance is below 1e-12 or above
   1e12 (the exact per-layer factors are about 1/4 and 4), and after LSUV, with and
@@ -36,9 +36,17 @@ import numpy as np
 import pytest
 from flax import nnx
 from flax.core import frozen_dict
+from float_bounds import gamma
 
 from flaxinit._lsuv import LSUVReport, lsuv
 
+# linen vs nnx: each layer's output is a float32 dot of K <= 36 products (a 3x3x4 conv),
+# within gamma(K) * sum|terms| of exact; its variance a pairwise sum of N <= 4096 squares,
+# within gamma(log2 N + 2). A variance aggregates thousands of outputs, so what matters is
+# rms(sum|terms|) / rms(result), about (2/pi) sqrt(K) <= 4 for these zero-mean inputs and
+# weights; LSUV's rescalings pass the relative error on through <= 3 layers, so
+# 3 * 6 * gamma(36) + gamma(14) ~ 4e-5 bounds the difference of the two programs' values.
+CROSS_PROGRAM_REL = 3 * 6 * gamma(36) + gamma(14)
 W = 16  # every dense layer is W -> W and every conv 4 -> 4 channels: few distinct shapes, few compilations
 X_MLP = 3.0 * jax.random.normal(jax.random.key(1), (128, W))  # variance 9: the first layer needs a rescale
 X_CNN = jax.random.normal(jax.random.key(2), (16, 8, 8, 4))
@@ -187,12 +195,14 @@ def test_linen_and_nnx_give_the_same_numbers(arch, linen_runs, nnx_runs):
     for a, b in zip(linen_report.layers, nnx_report.layers, strict=True):
         assert a.path.replace("layers_", "layers/") == b.path
         assert (a.iterations, a.converged) == (b.iterations, b.converged)
-        assert a.variance_before == pytest.approx(b.variance_before, rel=1e-6)
-        assert a.variance_after == pytest.approx(b.variance_after, rel=1e-6)
+        assert a.variance_before == pytest.approx(b.variance_before, rel=CROSS_PROGRAM_REL)
+        assert a.variance_after == pytest.approx(b.variance_after, rel=CROSS_PROGRAM_REL)
     for i, layer in enumerate(model.layers):
         if isinstance(layer, nnx.Linear | nnx.Conv):
             params = new["params"][f"layers_{i}"]
-            np.testing.assert_allclose(params["kernel"], layer.kernel[...], rtol=1e-6, atol=1e-7)
+            kernel = np.asarray(params["kernel"])
+            atol = CROSS_PROGRAM_REL * np.abs(kernel).max()  # a kernel is one orthonormal draw times a scale
+            np.testing.assert_allclose(kernel, layer.kernel[...], rtol=CROSS_PROGRAM_REL, atol=atol)
             np.testing.assert_array_equal(params["bias"], layer.bias[...])
 
 
@@ -333,8 +343,12 @@ def test_shared_layer_is_measured_over_all_calls_and_can_fail_to_converge():
     combined = float(np.var(np.concatenate([np.ravel(h1), np.ravel(h2)]).astype(np.float64)))
     assert abs(combined - 1) < 0.01
     assert report.layers[1].variance_after == pytest.approx(combined, rel=1e-5)
-    with pytest.warns(RuntimeWarning, match=r"did not reach .* max_iter=1 rescalings: inp, shared"):
-        stuck = lsuv(model, x, tol=1e-9, max_iter=1)
+    # One rescaling lands a zero-bias layer called once on its target (to float32 rounding,
+    # far inside tol = 0.01), but not a layer called twice with a tanh between its calls:
+    # measured |v - 1| is about 0.05 for `inp` before, and 0.3 for `shared` after, its one try.
+    with pytest.warns(RuntimeWarning, match=r"1 layer\(s\) did not reach .* max_iter=1 rescalings: shared$"):
+        stuck = lsuv(model, x, tol=0.01, max_iter=1)
+    assert stuck.layers[0].converged and stuck.layers[0].iterations == 1
     assert not stuck.layers[1].converged and stuck.layers[1].iterations == 1
     assert stuck.to_dict()["layers"][1]["path"] == "shared"
 
@@ -375,6 +389,7 @@ BAD_INPUTS = [
     ("target", X_MLP, {"target": -1.0}, ValueError, "target must be > 0.0"),
     ("max_iter", X_MLP, {"max_iter": 0}, ValueError, "max_iter must be an integer >= 1"),
     ("mode", X_MLP, {"mode": "var"}, ValueError, "mode must be one of 'variance', 'std'"),
+    ("key", X_MLP, {"key": "k"}, TypeError, "key must be a PRNG key from jax.random.key"),
 ]
 
 
