@@ -36,6 +36,7 @@ class Initializer(abc.ABC):
         out_sharding: Any = None,
     ) -> jax.Array:
         """Draws weights of ``shape`` and ``dtype`` (default float32) from ``key``."""
+        key = _checks.check_key(key)
         dims = _checks.check_shape(shape)
         return self._draw(key, dims, _checks.check_dtype(dtype), out_sharding)
 

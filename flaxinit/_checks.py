@@ -68,10 +68,25 @@ def check_int(value: Any, name: str, minimum: int = 1, why: str = "") -> int:
     return int(value)
 
 
-def as_key(key: Any) -> Any:
-    """A PRNG key, from a key or an int seed (``jax.random.key(seed)``)."""
-    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+def check_key(key: Any, *, seeds: bool = False) -> jax.Array:
+    """Returns ``key`` if it is one PRNG key, or raises naming ``key``.
+
+    Accepted: a typed key (``jax.random.key(seed)``, any impl), or a legacy raw key
+    (``jax.random.PRNGKey(seed)``: a 1-D uint32 array), traced or not; with ``seeds=True``
+    also an int seed, returned as ``jax.random.key(seed)``.
+    """
+    if seeds and isinstance(key, numbers.Integral) and not isinstance(key, bool):
         return jax.random.key(int(key))
+    expected = "a PRNG key from jax.random.key(seed) (or a legacy uint32 key from jax.random.PRNGKey)"
+    expected += ", or an int seed" if seeds else ""
+    if not isinstance(key, jax.Array | np.ndarray):
+        raise TypeError(f"key must be {expected}; got {type(key).__name__} {key!r:.80}")
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(f"key must be a single PRNG key (shape ()), got an array of keys of shape {key.shape}")
+        return key
+    if key.dtype != np.uint32 or key.ndim != 1:
+        raise TypeError(f"key must be {expected}; got an array of dtype {key.dtype} and shape {key.shape}")
     return key
 
 

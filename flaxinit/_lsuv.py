@@ -228,7 +228,7 @@ def lsuv(
         tol=_checks.check_real(tol, "tol", minimum=0.0, strict=True),
         max_iter=_checks.check_int(max_iter, "max_iter"),
         mode=_checks.check_choice(mode, "mode", MODES),
-        key=_checks.as_key(key),
+        key=_checks.check_key(key, seeds=True),
         pre_init=bool(pre_init),
     )
     kwargs = dict(call_kwargs or {})

@@ -199,7 +199,7 @@ def net2wider(
         if ((*path, "bias") in src.flat) != ((*path, "bias") in tgt.flat):
             raise ValueError(f"layer {path_str(path)!r} has a bias in only one of source and target")
     _check_chain(src, tgt, order)
-    key = _checks.as_key(key)
+    key = _checks.check_key(key, seeds=True)
     out: dict[Path, Any] = {}
     previous: tuple[np.ndarray, np.ndarray] | None = None  # (g, counts) of the layer before
     for i, path in enumerate(order):
@@ -430,7 +430,7 @@ def proxy_init(
     """
     steps = _checks.check_int(steps, "steps")
     noise = _checks.check_real(noise, "noise", minimum=0.0)
-    key = _checks.as_key(key)
+    key = _checks.check_key(key, seeds=True)
     batches = iter(data)
     first = next(batches, None)
     if first is None:

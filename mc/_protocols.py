@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 import flaxinit
-from flaxinit._checks import as_key
+from flaxinit._checks import check_key
 from mc._engine import Accumulator, Engine, tree_sum
 from mc._results import DepthResult, NormalizedResult, StandardResult, ci95
 
@@ -48,10 +48,7 @@ def _positive_int(value: Any, name: str) -> int:
 
 
 def _check_key(key: Any) -> jax.Array:
-    key = as_key(key)
-    if not isinstance(key, jax.Array):
-        raise TypeError(f"key must be a jax PRNG key or an int seed, got {key!r}")
-    return key
+    return check_key(key, seeds=True)
 
 
 def _check_init(init: Any) -> Callable:
@@ -309,8 +306,12 @@ def standard_test(
       iterations: iterations per size.
       init: a flaxinit initializer (any ``init(key, shape, dtype)`` works; the exact
         expectation is known for flaxinit's uniform, normal and constant schemes).
-      chunk_size: iterations per device call; default sized from a 256 MiB budget per
-        device. Results are bit-identical for every chunk size and device count.
+      chunk_size: iterations evaluated at once (vmapped), over all devices: it sets the
+        memory a device needs, not the results. Default: from a per-device budget of
+        ``mc._engine.CPU_CHUNK_BYTES`` (2 MiB, cache-sized) on CPUs and
+        ``ACCELERATOR_CHUNK_BYTES`` (512 MiB) on accelerators. Each device call runs several
+        chunks (about ``CALL_BYTES`` of work). Results are bit-identical for every chunk
+        size, device count and process count.
       inputs: ``"ones"``, ``"gaussian"``, ``"one_hot"`` or ``"softmax"``.
 
     Returns:
@@ -347,7 +348,7 @@ def normalized_test(
       init: a flaxinit initializer.
       convention: ``"article"`` (``T_row / n_out``, ``T_col / n_in``, as the article's
         tables) or ``"per_node"`` (``T_col / n_out``, ``T_row / n_in``).
-      chunk_size: iterations per device call (see :func:`standard_test`).
+      chunk_size: iterations evaluated at once (see :func:`standard_test`).
 
     Returns:
       A :class:`NormalizedResult` per shape, in order.
@@ -386,7 +387,7 @@ def depth_test(
       init: a flaxinit initializer.
       iterations: independent networks to average over.
       inputs: ``"ones"`` or ``"gaussian"``.
-      chunk_size: iterations per device call.
+      chunk_size: iterations evaluated at once (see :func:`standard_test`).
 
     Returns:
       A :class:`DepthResult`.

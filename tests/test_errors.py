@@ -51,6 +51,28 @@ def test_rejects_non_real_float_dtypes(init, dtype):
         init(KEY, (4, 3), dtype)
 
 
+BAD_KEYS = [
+    ("a string", "seed", TypeError, "key must be a PRNG key from jax.random.key"),
+    ("an int seed", 0, TypeError, "key must be a PRNG key .*got int 0"),
+    ("floats", jnp.zeros(2), TypeError, r"key must be .*got an array of dtype float32 and shape \(2,\)"),
+    ("a batch of keys", jax.random.split(KEY, 3), ValueError, r"key must be a single PRNG key .*shape \(3,\)"),
+]
+
+
+@pytest.mark.parametrize("label,key,exc,match", BAD_KEYS, ids=[k[0] for k in BAD_KEYS])
+@pytest.mark.parametrize("init", ALL_SCHEMES, ids=lambda i: i.name)
+def test_rejects_what_is_not_one_key(init, label, key, exc, match):
+    with pytest.raises(exc, match=match):
+        init(key, (4, 3))
+
+
+@pytest.mark.parametrize("init", ALL_SCHEMES, ids=lambda i: i.name)
+def test_accepts_typed_legacy_and_traced_keys(init):
+    typed = init(KEY, (4, 3))
+    assert init(jax.random.PRNGKey(0), (4, 3)).shape == typed.shape
+    assert jax.jit(lambda k: init(k, (4, 3)))(KEY).shape == typed.shape
+
+
 @pytest.mark.parametrize("shape", [(0, 3), (4, 0), (3, 3, 0, 8), (-1, 2)])
 @pytest.mark.parametrize("init", ALL_SCHEMES, ids=lambda i: i.name)
 def test_rejects_zero_size_dimensions(init, shape):

@@ -382,6 +382,7 @@ NET2WIDER_ERRORS = [
         ValueError,
         "'Dense_1' in target takes 8 inputs; widening 'Dense_0' to 9 outputs gives 9",
     ),
+    ("key", P, P, {"key": 1.5}, TypeError, "key must be a PRNG key from jax.random.key"),
 ]
 
 
