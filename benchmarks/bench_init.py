@@ -1,7 +1,9 @@
 """Benchmark: the cost of drawing weights with each flaxinit scheme, against jax's ``glorot_uniform``.
 
-Run it as ``python benchmarks/bench_init.py`` (``--quick`` for a short run, ``--json PATH``
-to save the numbers, ``--help`` for the rest).
+Run it as ``python benchmarks/bench_init.py`` (``--quick`` for a short run, ``--help`` for
+the rest). The run is written to ``benchmarks/results/bench_init.json`` (``--quick``:
+``bench_init.quick.json``; ``--json PATH`` elsewhere), with the machine it ran on;
+``benchmarks/render.py`` renders README's figures from that file.
 
 What it measures
 ----------------
@@ -57,7 +59,7 @@ Expect ratios near 1.00 in ``jit`` mode (XLA sees the same program: the bound is
 either way). In ``eager`` mode on the conv stack the flaxinit schemes may come out *below*
 1.00: ``glorot_uniform`` computes its scale with three extra eager jax ops per kernel
 (``jnp.array(variance)``, ``3 * variance``, ``jnp.sqrt``), while flaxinit computes the bound as a
-Python float. A dense sample is a single call (~0.2 s on 2 CPU cores); on a machine shared with
+Python float. A dense sample is a single call of a fraction of a second; on a machine shared with
 other processes the dense rows are the noisiest.
 """
 
@@ -65,14 +67,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -80,6 +80,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import flaxinit
+from flaxinit import tooling
 
 CASES: dict[str, tuple[tuple[int, ...], ...]] = {
     "dense": ((4096, 4096),),
@@ -90,6 +91,9 @@ TARGET = 1.1
 BASELINE = "glorot_uniform"
 CONTROL = "glorot_uniform (A/A)"
 DTYPE = jnp.float32
+
+NAME = "bench_init"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def initializers() -> list[tuple[str, Callable[..., jax.Array], str]]:
@@ -279,7 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--block", type=float, default=None, help="target seconds per timed block (default 0.15, --quick 0.05)"
     )
-    parser.add_argument("--json", metavar="PATH", default=None, help="write the results to PATH as JSON")
+    parser.add_argument(
+        "--json", metavar="PATH", default=None, help=f"write the run here (default benchmarks/results/{NAME}.json)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the interleaving order")
     opts = parser.parse_args(argv)
     repeats = opts.repeats if opts.repeats is not None else (3 if opts.quick else 7)
@@ -287,23 +293,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if repeats < 1 or block <= 0:
         parser.error("--repeats must be >= 1 and --block > 0")
 
-    device = jax.devices()[0]
     meta = {
-        "jax": jax.__version__,
+        **tooling.machine(),
         "flaxinit": flaxinit.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "backend": jax.default_backend(),
-        "device": str(device),
-        "device_kind": getattr(device, "device_kind", ""),
-        "cpu_count": os.cpu_count(),
         "repeats": repeats,
         "block_s": block,
         "quick": opts.quick,
         "seed": opts.seed,
         "dtype": "float32",
         "baseline": "jax.nn.initializers.glorot_uniform()",
+        "target_ratio": TARGET,
         "target": f"ratio <= {TARGET}x for every uniform scheme (exact Letkeman included), every case and mode",
     }
     print(
@@ -342,12 +341,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"TARGET MET: every uniform scheme within {TARGET}x of glorot_uniform in every case and mode")
     print(f"benchmark time: {elapsed:.1f} s")
 
-    if opts.json:
-        meta["elapsed_s"] = elapsed
-        with open(opts.json, "w", encoding="utf-8") as fh:
-            json.dump({"meta": meta, "results": rows}, fh, indent=2)
-            fh.write("\n")
-        print(f"results written to {opts.json}")
+    meta["elapsed_s"] = elapsed
+    out = opts.json or RESULTS / f"{NAME}{'.quick' if opts.quick else ''}.json"
+    tooling.write_json(out, {"benchmark": NAME, "meta": meta, "results": rows})
+    print(f"results written to {out}")
     return 0
 
 

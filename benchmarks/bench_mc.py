@@ -1,7 +1,9 @@
 """Benchmark: the Monte Carlo engine on the article's standard test, against pure Python, NumPy and a bare-JAX limit.
 
-Run it as ``python benchmarks/bench_mc.py`` (``--quick`` for a short run, ``--json PATH`` to
-save the numbers, ``--help`` for the rest).
+Run it as ``python benchmarks/bench_mc.py`` (``--quick`` for a short run, ``--help`` for the
+rest). The run is written to ``benchmarks/results/bench_mc.json`` (``--quick``:
+``bench_mc.quick.json``; ``--json PATH`` elsewhere), with the machine it ran on;
+``benchmarks/render.py`` renders README's table from that file.
 
 What it measures
 ----------------
@@ -63,13 +65,12 @@ of this (large) process it reports this process's size. Target: the 10**7 run's 
 The ``10**7`` run also gives one more engine rate, in a fresh process (compilation included).
 
 Sizes: ``iterations`` is the power-of-two number of whole blocks closest to ``--samples / n``
-(so 2**25 samples gives 26M-42M per n). On a loaded 2-core CPU a timed run lasted ~0.1-1.5 s,
-the full run ~2 minutes and ``--quick`` ~1.3 minutes (the ``10**7``-iteration memory run alone
-is 1e9 samples, ~20 s).
+(so 2**25 samples gives 26M-42M per n). The ``10**7``-iteration memory run alone is 1e9
+samples. The stored run records its own wall time (``meta.elapsed_s``).
 
 Caveats: read the ratios with the machine in mind. On a CPU backend JAX's threefry generator
-is slower per number than NumPy's PCG64 (on the 2-core machine this was written on the limit
-ran at ~0.5-1x numpy64 and ~13-20x pure Python), so the NumPy and Python targets are bounded
+can be slower per number than NumPy's PCG64 (the stored run's ``limit / numpy64`` line says
+by how much), so the NumPy and Python targets are bounded
 by the limit column, not by the engine: compare ``limit / numpy64`` (printed) before blaming
 the engine; JAX's ``rbg`` / ``unsafe_rbg`` key implementations are slower still on CPU. The
 engine derives one key per iteration (``fold_in``: one threefry hash, about the cost of one
@@ -87,13 +88,13 @@ import gc
 import json
 import math
 import os
-import platform
 import random
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -102,6 +103,7 @@ import numpy as np
 
 import flaxinit
 import mc
+from flaxinit import tooling
 from flaxinit.magnitude import expected_abs_sum
 from mc._protocols import standard_tasks
 
@@ -138,6 +140,9 @@ with open("/proc/self/status") as fh:
 maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"maxrss_kib": maxrss, "vmhwm_kib": hwm, "startup_s": t1 - t0, "run_s": t2 - t1, "mean": mean}))
 """
+
+NAME = "bench_mc"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def iterations_for(n: int, samples: int) -> int:
@@ -398,7 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--python-samples", type=int, default=None, help="samples per n, pure Python (default 2**21, --quick 2**19)"
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    parser.add_argument("--json", metavar="PATH", default=None, help="write the results to PATH as JSON")
+    parser.add_argument(
+        "--json", metavar="PATH", default=None, help=f"write the run here (default benchmarks/results/{NAME}.json)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the keys, the generators and the interleaving")
     opts = parser.parse_args(argv)
     repeats = opts.repeats if opts.repeats is not None else (3 if opts.quick else 5)
@@ -407,17 +414,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if repeats < 1 or samples < 1 or py_samples < 1:
         parser.error("--repeats, --samples and --python-samples must be >= 1")
 
-    device = jax.devices()[0]
     meta = {
-        "jax": jax.__version__,
+        **tooling.machine(),
         "flaxinit": flaxinit.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "backend": jax.default_backend(),
-        "device": str(device),
-        "device_kind": getattr(device, "device_kind", ""),
-        "cpu_count": os.cpu_count(),
         "prng_impl": str(jax.config.jax_default_prng_impl),
         "loadavg_start": os.getloadavg(),
         "repeats": repeats,
@@ -527,14 +526,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     print(f"benchmark time: {elapsed:.1f} s (timing {timing_elapsed:.1f} s); load average now {os.getloadavg()[0]:.2f}")
 
-    if opts.json:
-        meta["loadavg_end"] = os.getloadavg()
-        meta["elapsed_s"] = elapsed
-        with open(opts.json, "w", encoding="utf-8") as fh:
-            out = {"meta": meta, "verdicts": verdicts, "sizes": rows, "all_sizes": aggregate, "memory": memory}
-            json.dump(out, fh, indent=2)
-            fh.write("\n")
-        print(f"results written to {opts.json}")
+    meta["loadavg_end"] = os.getloadavg()
+    meta["elapsed_s"] = elapsed
+    out = opts.json or RESULTS / f"{NAME}{'.quick' if opts.quick else ''}.json"
+    doc = {"benchmark": NAME, "meta": meta, "verdicts": verdicts, "sizes": rows, "all_sizes": aggregate}
+    doc["memory"] = memory
+    tooling.write_json(out, doc)
+    print(f"results written to {out}")
     return 0
 
 

@@ -68,9 +68,10 @@ def init_runs(setup: Setup, arms: Mapping[str, Roles], seeds: Sequence[int], sam
     return runs, jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
 
 
-def make_epoch(setup: Setup, apply: Callable, n_train: int):
+def make_epoch(setup: Setup, apply: Callable, n_train: int, vectorized: bool = True):
     """Returns ``epoch(params, opt_state, order_keys, data...) -> (params, opt_state, loss, acc)``
-    vmapped over runs and jitted, with the params and optimizer state donated."""
+    vmapped over runs (``vectorized=False``: for one run) and jitted, with the params and
+    optimizer state donated."""
     bs = setup.batch_size
     steps = n_train // bs
 
@@ -90,6 +91,8 @@ def make_epoch(setup: Setup, apply: Callable, n_train: int):
         correct = jax.vmap(lambda xi, yi: setup.correct(apply(params, xi), yi))(eval_x, eval_y)
         return params, opt_state, jnp.mean(losses), jnp.mean(correct.astype(jnp.float32))
 
+    if not vectorized:
+        return jax.jit(one_run, donate_argnums=(0, 1))
     vmapped = jax.vmap(one_run, in_axes=(0, 0, 0, None, None, None, None))
     return jax.jit(vmapped, donate_argnums=(0, 1))
 

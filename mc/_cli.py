@@ -127,7 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
         if iterations is not None:
             p.add_argument("--iterations", type=_positive, default=iterations, help=f"default {iterations}")
-        p.add_argument("--chunk-size", type=_positive, default=None, help="iterations per device call")
+        p.add_argument(
+            "--chunk-size",
+            type=_positive,
+            default=None,
+            help="iterations evaluated at once over all devices: memory only, never the results",
+        )
         p.add_argument("--json", type=Path, help="write results (atomically) to this JSON file")
         p.add_argument("--csv", type=Path, help="write result rows (atomically) to this CSV file")
         p.add_argument("--resume", action="store_true", help="continue the partial run in --json")

@@ -18,9 +18,11 @@ number of devices:
   within one block (relative ``~1e-7``), then one correctly rounded division at the end.
 
 The blocks of a device call are laid out along a one-axis ``jax.sharding.Mesh`` over
-``jax.devices()`` (every host's devices after ``jax.distributed.initialize()``) with
+``jax.devices()`` (every process's devices after ``jax.distributed.initialize()``) with
 ``shard_map``; each device runs its share chunk by chunk (``lax.map``), so memory is set
-by the chunk, not by ``iterations``, and only ``2 * S`` floats per block come back.
+by the chunk, not by ``iterations``, and only ``2 * S`` floats per block leave the device:
+one all-gather inside the kernel gives every device, so every process, every block's
+results, and every process adds them in the same exact way.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""The documentation: every public symbol has a reference entry, links resolve, the site builds."""
+"""The documentation: every public symbol has a reference entry, links resolve, the site builds,
+every quoted figure is rendered from a stored file, and no committed output names a local path."""
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -66,3 +68,54 @@ def test_site_builds_without_warnings(tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+# --- measured figures come from stored files --------------------------------------------------
+
+
+def _render_module():
+    spec = importlib.util.spec_from_file_location("render", ROOT / "benchmarks" / "render.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_quoted_figure_matches_its_stored_source():
+    """README, docs/ and the notebooks' markdown agree with benchmarks/results and experiments/results."""
+    render = _render_module()
+    assert not render.stale(), "run python benchmarks/render.py (or rerun the benchmark) and commit"
+    assert render.BLOCK.search((ROOT / "README.md").read_text())  # the README's tables are rendered blocks
+
+
+def test_render_reads_values_and_refuses_unknown_sources(tmp_path):
+    render = _render_module()
+    doc = {"rows": [{"name": "a", "x": 1.5}, {"name": "b", "x": 2.25}], "n": {"0.5": 7}}
+    assert render.lookup(doc, "rows[name=b]/x") == 2.25
+    assert render.lookup(doc, "rows/0/name") == "a"
+    assert render.lookup(doc, "n/0.5") == 7
+    text = "<!-- value benchmarks/results/bench_study.json results/0/network {}x -->?<!-- /value -->"
+    assert "counting" in render.render_text(text)
+    with pytest.raises(render.RenderError, match="no such file"):
+        render.render_text("<!-- value nope.json a -->1<!-- /value -->")
+    with pytest.raises(render.RenderError, match="unknown block"):
+        render.render_text("<!-- render nope -->\n<!-- /render -->")
+
+
+# Paths of a particular machine: home folders, temp dirs, installed packages, drive letters.
+LOCAL_PATH = re.compile(r"(/home/|/root/|/work/|/tmp/|/Users/|site-packages|[A-Z]:\\\\)")
+
+
+def committed_outputs() -> list[Path]:
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    folders = ("benchmarks/results/", "experiments/results/", "docs/", "notebooks/")
+    return [ROOT / f for f in tracked.split() if f.startswith(folders) or f == "README.md"]
+
+
+def test_committed_outputs_name_no_local_paths():
+    """Stored results, docs and notebooks name data by package and file, never by a local path."""
+    offenders = {
+        str(path.relative_to(ROOT)): match.group(0)
+        for path in committed_outputs()
+        if path.suffix in (".json", ".md", ".ipynb", ".csv") and (match := LOCAL_PATH.search(path.read_text()))
+    }
+    assert not offenders

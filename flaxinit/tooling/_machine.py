@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 from typing import Any
@@ -20,12 +21,12 @@ def cpu_model() -> str:
 
 
 def machine() -> dict[str, Any]:
-    """The machine, the software and the JAX backend of this process, as plain values.
+    """The machine, the software and the JAX backend of this process, and today's date, as plain values.
 
     Examples:
       >>> from flaxinit.tooling import machine
       >>> sorted(machine())[:4]
-      ['backend', 'cpu', 'cpu_count', 'device_kind']
+      ['backend', 'cpu', 'cpu_count', 'date']
     """
     import jax
     import jaxlib
@@ -43,4 +44,5 @@ def machine() -> dict[str, Any]:
         "numpy": __import__("numpy").__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "date": datetime.date.today().isoformat(),
     }

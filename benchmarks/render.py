@@ -1,0 +1,223 @@
+"""Renders every measured figure that README.md, docs/ and the notebooks' markdown quote, from stored files.
+
+No measured number is typed into the documentation: each sits between two HTML comments
+(invisible in rendered markdown and in Jupyter) that say where it comes from, and this
+script rewrites what is between them.
+
+* A value: ``<!-- value FILE PATH FORMAT -->3.33x<!-- /value -->``. ``FILE`` is relative to
+  the repository root, or a short name given earlier in the same document by
+  ``<!-- source NAME FILE -->``; ``PATH`` walks the JSON by ``/``-separated keys or list indices, and
+  ``[key=value]`` (or ``[k1=v1,k2=v2]``) picks the one element of a list of objects that
+  matches;
+  ``FORMAT`` (the rest of the comment, optional) is a Python format string such as
+  ``{:.2f}x``.
+* A block: ``<!-- render NAME ARGS -->`` ... ``<!-- /render -->`` (each on its own line), where
+  ``NAME`` is one of :data:`BLOCKS` below: the benchmark tables, and ``include FILE`` (the
+  body of a stored markdown output, below its title).
+
+``python benchmarks/render.py`` rewrites the files in place; ``--check`` changes nothing and
+exits 1 naming the files that disagree with their sources (the test suite runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = "benchmarks/results"
+VALUE = re.compile(r"<!-- value (\S+) (\S+)(?: ([^>]*?))? -->(.*?)<!-- /value -->", re.DOTALL)
+SOURCE = re.compile(r"<!-- source (\S+) (\S+) -->")
+BLOCK = re.compile(r"(<!-- render ([^>]*?) -->\n)(.*?)(<!-- /render -->)", re.DOTALL)
+
+
+class RenderError(Exception):
+    """A directive that names a missing file, key or renderer."""
+
+
+def load(path: str) -> Any:
+    file = ROOT / path
+    if not file.exists():
+        raise RenderError(f"{path}: no such file")
+    return json.loads(file.read_text()) if file.suffix == ".json" else file.read_text()
+
+
+def lookup(data: Any, path: str) -> Any:
+    """The value at ``path`` (``a/b/0/c[key=value]/d``) in parsed JSON."""
+    node = data
+    for part in filter(None, path.split("/")):
+        name, _, selector = part.partition("[")
+        if name:
+            node = node[int(name)] if isinstance(node, list) else node[name]
+        if selector:
+            wanted = dict(pair.partition("=")[::2] for pair in selector.rstrip("]").split(","))
+            matches = [item for item in node if all(str(item.get(k)) == v for k, v in wanted.items())]
+            if len(matches) != 1:
+                raise RenderError(f"{path}: {len(matches)} elements match [{selector}")
+            node = matches[0]
+    return node
+
+
+def value(file: str, path: str, fmt: str | None) -> str:
+    try:
+        found = lookup(load(file), path)
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        raise RenderError(f"{file}: no value at {path!r} ({err!r})") from None
+    return (fmt or "{}").format(found)
+
+
+# --- blocks ---------------------------------------------------------------------------------------
+
+
+def machine_line(machine: dict[str, Any]) -> str:
+    date = f", {machine['date']}" if "date" in machine else ""
+    return (
+        f"Measured on {machine['cpu']} ({machine['cpu_count']} cores), {machine['backend']} backend, "
+        f"jax {machine['jax']} / jaxlib {machine['jaxlib']}{date}."
+    )
+
+
+def _ratio_range(values: Sequence[float]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f}x" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}-{hi:.2f}x"
+
+
+def bench_init() -> str:
+    doc = load(f"{RESULTS}/bench_init.json")
+    rows, meta = doc["results"], doc["meta"]
+    lines = [
+        f"| case | mode | uniform schemes / `glorot_uniform` | A/A control | target <= {meta['target_ratio']}x |",
+        "|---|---|---|---|---|",
+    ]
+    for case in dict.fromkeys(r["case"] for r in rows):
+        for mode in dict.fromkeys(r["mode"] for r in rows):
+            group = [r for r in rows if r["case"] == case and r["mode"] == mode]
+            uniform = [r["ratio"] for r in group if r["kind"] == "uniform"]
+            control = next(r["ratio"] for r in group if r["kind"] == "control")
+            met = "met" if all(r["meets_target"] for r in group if r["kind"] == "uniform") else "**missed**"
+            lines.append(f"| {case} | {mode} | {_ratio_range(uniform)} | {control:.2f}x | {met} |")
+    return "\n".join([*lines, "", f"{meta['repeats']} repeats. {machine_line(meta)}"])
+
+
+def bench_mc() -> str:
+    doc = load(f"{RESULTS}/bench_mc.json")
+    sizes, meta = [*doc["sizes"], doc["all_sizes"]], doc["meta"]
+    head = "| n | " + " | ".join(str(s["n"]).replace("all sizes", "all") for s in sizes) + " |"
+    lines = [head, "|---" * (len(sizes) + 1) + "|"]
+    labels = {"limit": "engine / limit", "numpy64": "engine / NumPy float64", "numpy32": "engine / NumPy float32"}
+    labels["python"] = "engine / pure Python"
+    for method, label in labels.items():
+        digits = 1 if method == "python" else 2
+        cells = " | ".join(f"{s['summary']['ratio'][method]:.{digits}f}x" for s in sizes)
+        lines.append(f"| {label} | {cells} |")
+    text = "\n".join(lines)
+    memory = doc.get("memory") or []
+    if len(memory) == 3:
+        ratio = memory[2]["vmhwm_kib"] / memory[1]["vmhwm_kib"]
+        text += (
+            f"\n\nPeak memory of {memory[2]['iterations']:.0e} iterations is {ratio:.3f}x that of "
+            f"{memory[1]['iterations']:.0e}."
+        )
+    return f"{text}\n\n{meta['repeats']} repeats, about {meta['samples']:.1e} samples per size. {machine_line(meta)}"
+
+
+def bench_study() -> str:
+    doc = load(f"{RESULTS}/bench_study.json")
+    lines = [
+        "| network | runs | steps per run | vectorized | per-run epochs (fair) | per-run steps | "
+        "speed-up vs per-run epochs | vs per-run steps |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["results"]:
+        lines.append(
+            f"| {r['network']} | {r['runs']} | {r['steps_per_run']} | {r['vectorized_s']:.3f} s | "
+            f"{r['per_run_epochs_s']:.3f} s | {r['per_run_steps_s']:.2f} s | "
+            f"**{r['speedup_vs_per_run_epochs']:.1f}x** | {r['speedup_vs_per_run_steps']:.0f}x |"
+        )
+    return "\n".join([*lines, "", f"Median of {doc['repeats']} timed runs each. {machine_line(doc['machine'])}"])
+
+
+def include(path: str) -> str:
+    """A stored markdown output below its title, headings moved down two levels."""
+    text = load(path)
+    body = text.split("\n", 1)[1] if text.startswith("# ") else text
+    return re.sub(r"^(#+) ", lambda m: "#" * min(6, len(m.group(1)) + 2) + " ", body.strip(), flags=re.M)
+
+
+BLOCKS: dict[str, Callable[..., str]] = {
+    "bench_init": bench_init,
+    "bench_mc": bench_mc,
+    "bench_study": bench_study,
+    "include": include,
+}
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+
+def render_text(text: str) -> str:
+    def block(m: re.Match) -> str:
+        name, *args = m.group(2).split()
+        if name not in BLOCKS:
+            raise RenderError(f"unknown block {name!r}; known: {', '.join(BLOCKS)}")
+        try:
+            return f"{m.group(1)}{BLOCKS[name](*args)}\n{m.group(4)}"
+        except (KeyError, IndexError, TypeError) as err:
+            raise RenderError(f"block {m.group(2)!r}: its source lacks {err!r}") from None
+
+    sources = dict(SOURCE.findall(text))
+
+    def inline(m: re.Match) -> str:
+        text = value(sources.get(m.group(1), m.group(1)), m.group(2), m.group(3))
+        fmt = f" {m.group(3)}" if m.group(3) else ""
+        return f"<!-- value {m.group(1)} {m.group(2)}{fmt} -->{text}<!-- /value -->"
+
+    return VALUE.sub(inline, BLOCK.sub(block, text))
+
+
+def documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "notebooks").glob("*.ipynb"))]
+
+
+def render_file(path: Path) -> str:
+    """The file's text with every directive rendered (notebooks: their markdown cells)."""
+    text = path.read_text()
+    if path.suffix != ".ipynb":
+        return render_text(text)
+    notebook = json.loads(text)
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            source = render_text("".join(cell["source"]))
+            cell["source"] = source.splitlines(keepends=True)
+    return json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n"  # as nbformat writes
+
+
+def stale() -> list[Path]:
+    """The documents whose rendered figures differ from their sources."""
+    return [p for p in documents() if render_file(p) != p.read_text()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a document is stale")
+    args = parser.parse_args(argv)
+    try:
+        changed = stale()
+        if not args.check:
+            for path in changed:
+                path.write_text(render_file(path))
+    except RenderError as err:
+        print(f"render.py: error: {err}", file=sys.stderr)
+        return 2
+    for path in changed:
+        print(f"{'stale' if args.check else 'rendered'}: {path.relative_to(ROOT)}")
+    return 1 if args.check and changed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
