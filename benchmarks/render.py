@@ -194,7 +194,8 @@ def render_file(path: Path) -> str:
         if cell["cell_type"] == "markdown":
             source = render_text("".join(cell["source"]))
             cell["source"] = source.splitlines(keepends=True)
-    return json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n"  # as nbformat writes
+    end = "\n" if text.endswith("\n") else ""  # as the file had it (nbformat writes none)
+    return json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + end  # as nbformat formats
 
 
 def stale() -> list[Path]:
