@@ -123,6 +123,12 @@ def bench_mc() -> str:
             f"\n\nPeak memory of {memory[2]['iterations']:.0e} iterations is {ratio:.3f}x that of "
             f"{memory[1]['iterations']:.0e}."
         )
+    verdicts = []
+    for target, v in doc.get("verdicts", {}).items():
+        where = "" if v["met"] or "missed_at" not in v else f" (at n = {', '.join(v['missed_at'])})"
+        verdicts.append(f"`{target}` {'met' if v['met'] else '**missed**'}{where}")
+    if verdicts:
+        text += "\n\nTargets: " + "; ".join(verdicts) + "."
     return f"{text}\n\n{meta['repeats']} repeats, about {meta['samples']:.1e} samples per size. {machine_line(meta)}"
 
 
