@@ -95,7 +95,8 @@ def check_optional_fan(value: Any, name: str) -> int | None:
 
 
 def check_real(value: Any, name: str, *, minimum: float | None = None, strict: bool = False) -> float:
-    """Returns ``value`` as a finite float, optionally bounded below."""
+    """Returns ``value`` as a finite float (``TypeError`` otherwise), optionally bounded below
+    (``ValueError``), naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise TypeError(f"{name} must be a finite real number, got {value!r}")
     if minimum is not None and (value <= minimum if strict else value < minimum):
@@ -105,6 +106,7 @@ def check_real(value: Any, name: str, *, minimum: float | None = None, strict: b
 
 
 def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """Returns ``value`` if it is one of ``choices``, or raises ``ValueError`` naming ``name``."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value

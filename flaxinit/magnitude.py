@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import math
 from fractions import Fraction
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -45,7 +45,11 @@ __all__ = [
     "expected_abs_sum",
     "expected_normalized",
     "expected_standard",
+    "normalized_passes",
 ]
+
+#: The normalized test's two ways of dividing its totals (see :func:`normalized_passes`).
+CONVENTIONS = ("article", "per_node")
 
 #: The article's hand-tuned constant of the standard stand-in ``M(n)``.
 ARTICLE_STANDARD_CONSTANTS: dict[str, float] = {"a": 0.039}
@@ -315,20 +319,42 @@ def expected_normalized(
       >>> expected_normalized(1, 1, 2.0)
       NormalizedMagnitudes(forward=1.0, backward=1.0, avg=1.0)
     """
-    if convention not in ("article", "per_node"):
-        raise ValueError(f"convention must be 'article' or 'per_node', got {convention!r}")
+    _check_convention(convention)
     n_arr, _ = _as_sizes(n_in, "n_in")
     m_arr, _ = _as_sizes(n_out, "n_out")
     b = np.asarray(bound, dtype=np.float64)
     t_row = n_arr * b * expected_abs_sum(m_arr)
     t_col = m_arr * b * expected_abs_sum(n_arr)
-    if convention == "article":
-        forward, backward = t_row / m_arr, t_col / n_arr
-    else:
-        forward, backward = t_col / m_arr, t_row / n_arr
-    avg = (t_row + t_col) / (n_arr + m_arr)
 
     def out(x: np.ndarray) -> float | np.ndarray:
         return float(x) if np.ndim(x) == 0 else x
 
-    return NormalizedMagnitudes(out(forward), out(backward), out(avg))
+    return NormalizedMagnitudes(*map(out, normalized_passes(t_row, t_col, n_arr, m_arr, convention)))
+
+
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {', '.join(map(repr, CONVENTIONS))}; got {convention!r}")
+
+
+def normalized_passes(
+    t_row: Any, t_col: Any, n_in: Any, n_out: Any, convention: str = "article"
+) -> NormalizedMagnitudes:
+    r"""(forward, backward, avg) of the normalized test from its row and column totals.
+
+    ``t_row = sum_i |sum_o W[i, o]|`` and ``t_col = sum_o |sum_i W[i, o]|`` for a kernel of
+    shape ``(n_in, n_out)``: the one place the two conventions are written down, used for
+    the exact expectations here and for every Monte Carlo iteration in ``mc`` (plain
+    arithmetic, so NumPy values and traced JAX arrays alike).
+
+    Examples:
+      >>> from flaxinit.magnitude import normalized_passes
+      >>> normalized_passes(6.0, 4.0, 2, 3, "per_node")
+      NormalizedMagnitudes(forward=1.3333333333333333, backward=3.0, avg=2.0)
+    """
+    _check_convention(convention)
+    if convention == "article":
+        forward, backward = t_row / n_out, t_col / n_in
+    else:
+        forward, backward = t_col / n_out, t_row / n_in
+    return NormalizedMagnitudes(forward, backward, (t_row + t_col) / (n_in + n_out))

@@ -9,7 +9,7 @@ Examples:
 
 from mc._engine import BLOCK, tree_sum
 from mc._fit import FitResult, fit_normalized, fit_standard
-from mc._protocols import depth_test, normalized_test, standard_test
+from mc._protocols import Task, depth_task, depth_test, normalized_tasks, normalized_test, standard_tasks, standard_test
 from mc._results import DepthResult, NormalizedResult, StandardResult
 
 __all__ = [
@@ -18,10 +18,14 @@ __all__ = [
     "FitResult",
     "NormalizedResult",
     "StandardResult",
+    "Task",
+    "depth_task",
     "depth_test",
     "fit_normalized",
     "fit_standard",
+    "normalized_tasks",
     "normalized_test",
+    "standard_tasks",
     "standard_test",
     "tree_sum",
 ]

@@ -33,6 +33,7 @@ the form does not fit instead of printing constants as if they did.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,7 +42,7 @@ import numpy as np
 from scipy import optimize, stats
 
 from flaxinit import magnitude
-from flaxinit._checks import check_choice
+from flaxinit.tooling import check_choice
 from mc._results import NormalizedResult, StandardResult
 
 OBJECTIVES = ("minimax", "least_squares")
@@ -231,6 +232,17 @@ def _named(names: Sequence[str], values: np.ndarray) -> dict[str, float]:
     return {k: float(v) for k, v in zip(names, values, strict=True)}
 
 
+def _result(form, source, objective, points, solved, grid, grid_text, errors) -> FitResult:
+    """The :class:`FitResult` of ``solved`` (``_solve``'s tuple), with the worst errors on ``grid``
+    of the fitted and the published constants (``errors(**constants)``, from exact g)."""
+    constants, se, chi2_dof, fits_data = solved
+    published = magnitude.ARTICLE_STANDARD_CONSTANTS if form == "standard" else magnitude.ARTICLE_NORMALIZED_CONSTANTS
+    worst, at = _worst(errors(**constants), grid)
+    pub, pub_at = _worst(errors(**published), grid)
+    fit = (constants, se, points, chi2_dof, fits_data)
+    return FitResult(form, source, objective, *fit, grid_text, worst, at, pub, pub_at)
+
+
 def _worst(errors: np.ndarray, where: np.ndarray) -> tuple[float, Any]:
     i = int(np.argmax(np.abs(errors)))
     at = where[i]
@@ -285,13 +297,9 @@ def fit_standard(results: Sequence[StandardResult] | None = None, *, objective: 
 
     published = magnitude.ARTICLE_STANDARD_CONSTANTS["a"]
     problem = _Problem(("a",), np.array([published]), residuals_for, y, sigma, _minimax_standard)
-    constants, se, chi2_dof, fits_data = _solve(problem, objective)
-    worst, at = _worst(_standard_error(STANDARD_GRID, constants["a"]), STANDARD_GRID)
-    pub, pub_at = _worst(_standard_error(STANDARD_GRID, published), STANDARD_GRID)
-    return FitResult(
-        "standard", source, objective, constants, se, int(n.size), chi2_dof, fits_data,
-        STANDARD_GRID_TEXT, worst, at, pub, pub_at,
-    )  # fmt: skip
+    errors = functools.partial(_standard_error, STANDARD_GRID)
+    solved = _solve(problem, objective)
+    return _result("standard", source, objective, int(n.size), solved, STANDARD_GRID, STANDARD_GRID_TEXT, errors)
 
 
 # --- the normalized form -----------------------------------------------------------------------
@@ -345,14 +353,9 @@ def fit_normalized(results: Sequence[NormalizedResult] | None = None, *, objecti
     published = magnitude.ARTICLE_NORMALIZED_CONSTANTS
     start = np.array([published["a"], published["b"]])
     problem = _Problem(("a", "b"), start, residuals_for, target, sigma, _minimax_normalized)
-    constants, se, chi2_dof, fits_data = _solve(problem, objective)
-    gn, gm = NORMALIZED_GRID[:, 0], NORMALIZED_GRID[:, 1]
-    worst, at = _worst(_normalized_error(gn, gm, constants["a"], constants["b"]), NORMALIZED_GRID)
-    pub, pub_at = _worst(_normalized_error(gn, gm, published["a"], published["b"]), NORMALIZED_GRID)
-    return FitResult(
-        "normalized", source, objective, constants, se, int(n.size), chi2_dof, fits_data,
-        NORMALIZED_GRID_TEXT, worst, at, pub, pub_at,
-    )  # fmt: skip
+    errors = functools.partial(_normalized_error, NORMALIZED_GRID[:, 0], NORMALIZED_GRID[:, 1])
+    solved = _solve(problem, objective)
+    return _result("normalized", source, objective, int(n.size), solved, NORMALIZED_GRID, NORMALIZED_GRID_TEXT, errors)
 
 
 def _check_rows(rows, fn: str, what: str, ok) -> None:
@@ -364,5 +367,5 @@ def _check_rows(rows, fn: str, what: str, ok) -> None:
         if not ok(r):
             raise ValueError(f"{fn} needs {what}, got {r!r}")
         se = r.se if isinstance(r, StandardResult) else r.avg_se
-        if not (se > 0 and math.isfinite(se)):
+        if se is None or not (se > 0 and math.isfinite(se)):  # None: strict JSON's NaN
             raise ValueError(f"{fn} needs results with a positive, finite standard error, got {r!r}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -17,12 +16,12 @@ import jax
 import jax.numpy as jnp
 
 import flaxinit
-from flaxinit._checks import check_key
+from flaxinit.magnitude import CONVENTIONS, normalized_passes
+from flaxinit.tooling import check_choice, check_int, check_key
 from mc._engine import Accumulator, Engine, tree_sum
 from mc._results import DepthResult, NormalizedResult, StandardResult, ci95
 
 INPUTS = ("ones", "gaussian", "one_hot", "softmax")
-CONVENTIONS = ("article", "per_node")
 ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
     # name: (activation, its derivative as a function of the pre-activation)
     "sigmoid": (jax.nn.sigmoid, lambda z: jax.nn.sigmoid(z) * (1 - jax.nn.sigmoid(z))),
@@ -38,17 +37,7 @@ XAVIER_STANDARD = flaxinit.xavier_standard()
 XAVIER_NORMALIZED = flaxinit.xavier_normalized()
 
 
-# --- argument checks -----------------------------------------------------------------
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_key(key: Any) -> jax.Array:
-    return check_key(key, seeds=True)
+# --- argument checks (flaxinit's, so one mistake gets one message and one exception type) ----
 
 
 def _check_init(init: Any) -> Callable:
@@ -57,14 +46,8 @@ def _check_init(init: Any) -> Callable:
     return init
 
 
-def _check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
-    return value
-
-
 def _check_chunk(chunk_size: Any) -> int | None:
-    return None if chunk_size is None else _positive_int(chunk_size, "chunk_size")
+    return None if chunk_size is None else check_int(chunk_size, "chunk_size")
 
 
 def _check_shapes(shapes: Any) -> list[tuple[int, int]]:
@@ -72,7 +55,7 @@ def _check_shapes(shapes: Any) -> list[tuple[int, int]]:
     for shape in shapes:
         if not isinstance(shape, Sequence) or len(shape) != 2:
             raise ValueError(f"each shape must be a pair (n_in, n_out) of positive integers, got {shape!r}")
-        out.append((_positive_int(shape[0], "n_in"), _positive_int(shape[1], "n_out")))
+        out.append((check_int(shape[0], "n_in"), check_int(shape[1], "n_out")))
     if not out:
         raise ValueError("shapes must not be empty")
     return out
@@ -100,7 +83,22 @@ def _scheme_name(init: Callable) -> str:
 
 @dataclasses.dataclass
 class Task(Generic[R]):
-    """One row of a table: an engine, its key and iteration count, and how to report it."""
+    """One row of a table: an engine, its key and iteration count, and how to report it.
+
+    The public functions (:func:`standard_test`, ...) build tasks and run them at once.
+    Build them yourself (:func:`standard_tasks`, :func:`normalized_tasks`,
+    :func:`depth_task`) to run a test in pieces: ``task.run(acc, on_chunk=...)`` calls
+    ``on_chunk(acc)`` after every device call, and a run stopped there resumes from
+    ``acc`` (an :class:`mc._engine.Accumulator`, which ``to_dict``/``from_dict`` store)
+    with the bits of an uninterrupted one; ``python -m mc`` runs tasks this way.
+
+    Attributes:
+      label: the row's name (``"standard n=25"``).
+      engine: the compiled statistic.
+      key: the row's key.
+      iterations: the iterations to run.
+      finalize: turns the finished accumulator into the typed result.
+    """
 
     label: str
     engine: Engine
@@ -109,6 +107,7 @@ class Task(Generic[R]):
     finalize: Callable[[Accumulator], R]
 
     def new_accumulator(self) -> Accumulator:
+        """An empty accumulator for this task."""
         return Accumulator(self.iterations, self.engine.num_stats)
 
     def run(
@@ -117,15 +116,17 @@ class Task(Generic[R]):
         chunk_size: int | None = None,
         on_chunk: Callable[[Accumulator], None] | None = None,
     ) -> R:
+        """Runs the iterations ``acc`` has not done yet (all, by default); returns the result."""
         acc = acc if acc is not None else self.new_accumulator()
         return self.finalize(self.engine.run(self.key, acc, chunk_size, on_chunk))
 
 
 def standard_tasks(key, sizes, iterations, init, inputs="ones") -> list[Task[StandardResult]]:
-    key, init = _check_key(key), _check_init(init)
-    iterations = _positive_int(iterations, "iterations")
-    _check_choice(inputs, "inputs", INPUTS)
-    sizes = [_positive_int(n, "each size") for n in sizes]
+    """The tasks behind :func:`standard_test` (same arguments), one per size, not yet run."""
+    key, init = check_key(key, seeds=True), _check_init(init)
+    iterations = check_int(iterations, "iterations")
+    check_choice(inputs, "inputs", INPUTS)
+    sizes = [check_int(n, "each size") for n in sizes]
     if not sizes:
         raise ValueError("sizes must not be empty")
     return [_standard_task(key, n, iterations, init, inputs) for n in sizes]
@@ -174,19 +175,11 @@ def _standard_task(key, n, iterations, init, inputs) -> Task[StandardResult]:
 
 
 def normalized_tasks(key, shapes, iterations, init, convention="article") -> list[Task[NormalizedResult]]:
-    key, init = _check_key(key), _check_init(init)
-    iterations = _positive_int(iterations, "iterations")
-    _check_choice(convention, "convention", CONVENTIONS)
+    """The tasks behind :func:`normalized_test` (same arguments), one per shape, not yet run."""
+    key, init = check_key(key, seeds=True), _check_init(init)
+    iterations = check_int(iterations, "iterations")
+    check_choice(convention, "convention", CONVENTIONS)
     return [_normalized_task(key, shape, iterations, init, convention) for shape in _check_shapes(shapes)]
-
-
-def _passes(t_row, t_col, n_in: int, n_out: int, convention: str) -> tuple:
-    """(forward, backward, avg) from the row and column totals, per ``convention``."""
-    if convention == "per_node":
-        forward, backward = t_col / n_out, t_row / n_in
-    else:  # the article's divisors
-        forward, backward = t_row / n_out, t_col / n_in
-    return forward, backward, (t_row + t_col) / (n_in + n_out)
 
 
 def _normalized_task(key, shape, iterations, init, convention) -> Task[NormalizedResult]:
@@ -196,14 +189,14 @@ def _normalized_task(key, shape, iterations, init, convention) -> Task[Normalize
         w = init(k, shape, jnp.float32)
         t_row = tree_sum(jnp.abs(tree_sum(w, 1)))  # each input node's outgoing sum
         t_col = tree_sum(jnp.abs(tree_sum(w, 0)))  # each output node's incoming sum
-        return jnp.stack(_passes(t_row, t_col, n_in, n_out, convention))
+        return jnp.stack(normalized_passes(t_row, t_col, n_in, n_out, convention))
 
     e_out = _abs_sum_expectation(init, shape, n_out)  # E|sum over a row|
     e_in = _abs_sum_expectation(init, shape, n_in)  # E|sum over a column|
     if e_out is None or e_in is None:
         expected = (None, None, None)
     else:
-        expected = _passes(n_in * e_out, n_out * e_in, n_in, n_out, convention)
+        expected = normalized_passes(n_in * e_out, n_out * e_in, n_in, n_out, convention)
 
     def finalize(acc: Accumulator) -> NormalizedResult:
         (f, b, a), (f_se, b_se, a_se) = acc.moments()
@@ -234,11 +227,12 @@ def _normalized_task(key, shape, iterations, init, convention) -> Task[Normalize
 
 
 def depth_task(key, widths, activation, init, iterations, inputs="ones") -> Task[DepthResult]:
-    key, init = _check_key(key), _check_init(init)
-    iterations = _positive_int(iterations, "iterations")
-    _check_choice(activation, "activation", tuple(ACTIVATIONS))
-    _check_choice(inputs, "inputs", ("ones", "gaussian"))
-    widths = tuple(_positive_int(w, "each width") for w in widths)
+    """The task behind :func:`depth_test` (same arguments), not yet run."""
+    key, init = check_key(key, seeds=True), _check_init(init)
+    iterations = check_int(iterations, "iterations")
+    check_choice(activation, "activation", tuple(ACTIVATIONS))
+    check_choice(inputs, "inputs", ("ones", "gaussian"))
+    widths = tuple(check_int(w, "each width") for w in widths)
     if len(widths) < 2:
         raise ValueError(f"widths must list at least an input and one layer width, got {widths!r}")
     act, dact = ACTIVATIONS[activation]

@@ -253,15 +253,16 @@ def test_tree_sum_is_pairwise_and_pads():
 @pytest.mark.parametrize(
     "call,exc,match",
     [
-        (lambda: mc.standard_test(0, [5], 0), ValueError, "iterations must be a positive integer"),
-        (lambda: mc.standard_test(0, [0], 10), ValueError, "each size must be a positive integer"),
+        (lambda: mc.standard_test(0, [5], 0), ValueError, "iterations must be an integer >= 1"),
+        (lambda: mc.standard_test(0, [0], 10), ValueError, "each size must be an integer >= 1"),
         (lambda: mc.standard_test(0, [], 10), ValueError, "sizes must not be empty"),
         (lambda: mc.standard_test(0, [5], 10, inputs="zeros"), ValueError, "inputs must be one of"),
-        (lambda: mc.standard_test(0, [5], 10, chunk_size=0), ValueError, "chunk_size must be a positive integer"),
+        (lambda: mc.standard_test(0, [5], 10, chunk_size=0), ValueError, "chunk_size must be an integer >= 1"),
+        (lambda: mc.standard_test(0, [5], 2.5), TypeError, "iterations must be an integer >= 1"),  # as flaxinit
         (lambda: mc.standard_test("seed", [5], 10), TypeError, "key must be a PRNG key from jax.random.key"),
         (lambda: mc.standard_test(0, [5], 10, init="xavier"), TypeError, "init must be an initializer"),
         (lambda: mc.normalized_test(0, [(5,)], 10), ValueError, "each shape must be a pair"),
-        (lambda: mc.normalized_test(0, [(5, 0)], 10), ValueError, "n_out must be a positive integer"),
+        (lambda: mc.normalized_test(0, [(5, 0)], 10), ValueError, "n_out must be an integer >= 1"),
         (lambda: mc.normalized_test(0, [(5, 5)], 10, convention="rows"), ValueError, "convention must be one of"),
         (lambda: mc.depth_test(0, [5], "relu", flaxinit.ones(), 10), ValueError, "widths must list"),
         (lambda: mc.depth_test(0, [5, 5], "gelu", flaxinit.ones(), 10), ValueError, "activation must be one of"),

@@ -139,3 +139,20 @@ def test_module_entry_point_runs():
     )
     assert done.returncode == 0, done.stderr
     assert "xavier_standard" in done.stdout
+
+
+def _strict(text: str):
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_is_strict_and_a_null_se_reads_back(tmp_path, capsys):
+    """One iteration has no standard error: NaN in memory, null in the file, a dash when printed."""
+    out = tmp_path / "one.json"
+    assert _cli.main(["standard", "--sizes", "2", "--iterations", "1", "--json", str(out), "--quiet"]) == 0
+    [row] = _strict(out.read_text())["rows"]
+    assert row["se"] is None and row["ci95"] == [None, None]
+    assert _cli.main(["standard", "--sizes", "2", "--iterations", "1", "--json", str(out), "--resume"]) == 0
+    assert " ± —" in capsys.readouterr().out

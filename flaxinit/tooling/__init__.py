@@ -1,10 +1,40 @@
 """The support layer of ``mc``, ``experiments``, ``benchmarks`` and the notebooks.
 
-Not part of the initializer API (``import flaxinit`` does not load it): atomic file
-writes, and the machine description stored beside every result.
+Not part of the initializer API (``import flaxinit`` does not load it), but public, so no
+package of the project reaches into another's private modules:
+
+* files: :func:`atomic_path`, :func:`write_text`, :func:`write_csv`, and :func:`write_json`
+  (strict JSON: NaN and infinities are written as ``null``, everywhere);
+* :func:`machine`: the machine, software and backend stored beside every result;
+* command lines: :class:`UsageError`, :class:`ArgumentParser`, :func:`positive_int`,
+  :func:`run_command` (one-line errors, exit status 2);
+* :func:`train_step`: the one optax training step of every loop;
+* argument checks, the same ones flaxinit's factories use (one message and one exception
+  type per mistake): :func:`check_int`, :func:`check_real`, :func:`check_choice`,
+  :func:`check_key`.
 """
 
-from flaxinit.tooling._io import atomic_path, write_csv, write_json, write_text
+from flaxinit._checks import check_choice, check_int, check_key, check_real
+from flaxinit.tooling._cli import ArgumentParser, UsageError, positive_int, run_command
+from flaxinit.tooling._io import atomic_path, to_json, write_csv, write_json, write_text
 from flaxinit.tooling._machine import cpu_model, machine
+from flaxinit.tooling._train import train_step
 
-__all__ = ["atomic_path", "cpu_model", "machine", "write_csv", "write_json", "write_text"]
+__all__ = [
+    "ArgumentParser",
+    "UsageError",
+    "atomic_path",
+    "check_choice",
+    "check_int",
+    "check_key",
+    "check_real",
+    "cpu_model",
+    "machine",
+    "positive_int",
+    "run_command",
+    "to_json",
+    "train_step",
+    "write_csv",
+    "write_json",
+    "write_text",
+]

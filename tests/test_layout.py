@@ -1,0 +1,63 @@
+"""The code's layout: no package reaches into another's private modules or names.
+
+flaxinit, mc and experiments are separate packages, and the benchmarks and notebooks are
+their users: each may import its own private modules, but from another package only
+public names (``flaxinit.tooling`` is the public support layer they share). Checked on
+the source, statically, for every import statement of every module, benchmark, notebook
+script and notebook code cell.
+"""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("flaxinit", "mc", "experiments")
+
+
+def sources() -> list[tuple[str, str, str | None]]:
+    """(label, Python source, owning package or None) of everything that imports the packages."""
+    out = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            out.append((str(path.relative_to(ROOT)), path.read_text(), package))
+    for folder in ("benchmarks", "notebooks"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            out.append((str(path.relative_to(ROOT)), path.read_text(), None))
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        lines = [line for line in code.splitlines() if not line.lstrip().startswith(("%", "!"))]
+        out.append((str(path.relative_to(ROOT)), "\n".join(lines), None))
+    return out
+
+
+def foreign_private_imports(source: str, owner: str | None) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] in PACKAGES and parts[0] != owner and any(p.startswith("_") for p in parts[1:]):
+                found.append(name)
+    return found
+
+
+@pytest.mark.parametrize("label,source,owner", sources(), ids=[s[0] for s in sources()])
+def test_no_private_imports_across_packages(label, source, owner):
+    assert not foreign_private_imports(source, owner), f"{label} imports another package's private names"
+
+
+def test_the_check_finds_what_it_looks_for():
+    assert foreign_private_imports("from mc._cli import main", "experiments") == ["mc._cli", "mc._cli.main"]
+    assert foreign_private_imports("from flaxinit import _checks", "mc") == ["flaxinit._checks"]
+    assert foreign_private_imports("import experiments._cli", None) == ["experiments._cli"]
+    assert not foreign_private_imports("from mc._engine import BLOCK", "mc")  # its own
+    assert not foreign_private_imports("from flaxinit.tooling import write_json", "mc")
