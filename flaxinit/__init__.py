@@ -19,7 +19,7 @@ from flaxinit._constant import constant, ones, zeros
 from flaxinit._fans import compute_fans
 from flaxinit._kaiming import kaiming_normal, kaiming_uniform
 from flaxinit._letkeman import letkeman_normalized, letkeman_standard
-from flaxinit._lsuv import LSUVLayer, LSUVReport, lsuv
+from flaxinit._lsuv import LSUVLayer, LSUVReport, LSUVResult, lsuv
 from flaxinit._net2net import ProxyInitResult, net2wider, proxy_init, weight_selection
 from flaxinit._registry import available, get
 from flaxinit._residual import (
@@ -41,6 +41,7 @@ __all__ = [
     "Initializer",
     "LSUVLayer",
     "LSUVReport",
+    "LSUVResult",
     "ProxyInitResult",
     "UniformScheme",
     "__version__",

@@ -37,13 +37,17 @@ How outputs are captured
   (``nnx.Linear``, ``nnx.Conv``, ``nnx.ConvTranspose`` and subclasses) is wrapped for
   the duration of a trace; the wrapper records the output of the model's own layer
   instances (matched by identity) and nothing else. Traces run inside ``jax.jit`` /
-  ``jax.eval_shape`` on ``nnx.merge(graphdef, state)``, so the model itself is only
-  touched at the end, by ``nnx.update``. Because patching a class is process-wide for
-  the length of a trace, do not trace the same layer classes from another thread
-  meanwhile.
+  ``jax.eval_shape`` on ``nnx.merge(graphdef, params, rest)``, so the model itself is
+  only touched at the end, by ``nnx.update``. Because patching a class is process-wide
+  for the length of a trace, do not trace the same layer classes from another thread
+  meanwhile. flax's own mechanism, ``nnx.capture(..., method_outputs=...)`` (flax 0.12),
+  does not avoid that: it too patches the classes of the model's modules for the call
+  (``_add_capturing(type(m))``), and its result, a ``State`` keyed by module path, loses
+  the call order that LSUV's forward order comes from.
 
 Both APIs share one algorithm (:func:`_run`), which sees the parameters as a flat dict
-and the model as a jitted ``measure(params) -> {layer: variance}``.
+(read and written back by :mod:`flaxinit._params`, as for Net2Net) and the model as a
+jitted ``measure(params) -> {layer: variance}``.
 
 Not supported: layers inside lifted transforms (``nn.scan``, ``nn.vmap``,
 ``nnx.scan``, ...), whose kernels carry an extra axis (linen: selecting such a layer is
@@ -63,7 +67,7 @@ import logging
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -73,9 +77,10 @@ from flax import errors as flax_errors
 from flax import nnx, traverse_util
 from flax.core import frozen_dict
 
-from flaxinit import _checks
+from flaxinit import _checks, _params
+from flaxinit._params import Path, path_str
 
-__all__ = ["LSUVLayer", "LSUVReport", "lsuv", "orthonormal"]
+__all__ = ["LSUVLayer", "LSUVReport", "LSUVResult", "lsuv", "orthonormal"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +90,6 @@ NNX_LAYERS: tuple[type[nnx.Module], ...] = (nnx.Linear, nnx.Conv, nnx.ConvTransp
 
 MODES = ("variance", "std")
 
-Path = tuple[Any, ...]
 LayerSpec = Sequence[str] | Callable[[str], bool] | None
 
 
@@ -144,9 +148,25 @@ class LSUVReport:
         return "\n".join(lines)
 
 
+class LSUVResult(NamedTuple):
+    """What :func:`lsuv` returns (also as ``params, report = lsuv(...)``).
+
+    Attributes:
+      params: the new parameters in the caller's form: for a linen module, the new
+        ``params`` (or variables) tree, the input left untouched; for an nnx model, which
+        is updated in place, its new ``nnx.State`` of ``nnx.Param``.
+      report: the :class:`LSUVReport`.
+    """
+
+    params: Any
+    report: LSUVReport
+
+
 def lsuv(
     model: nn.Module | nnx.Module,
-    *args: Any,
+    batch: Any,
+    *,
+    params: Any = None,
     layers: LayerSpec = None,
     target: float = 1.0,
     tol: float = 0.1,
@@ -155,8 +175,7 @@ def lsuv(
     key: jax.Array | int = 0,
     pre_init: bool = True,
     call_kwargs: Mapping[str, Any] | None = None,
-    return_report: bool = False,
-) -> Any:
+) -> LSUVResult:
     """Layer-sequential unit-variance initialization of a ``flax.linen`` or ``flax.nnx`` model.
 
     Every selected dense/conv kernel ``W`` (shape ``(..., in, out)``) is first drawn
@@ -168,19 +187,17 @@ def lsuv(
 
     Call it as::
 
-        new_params = lsuv(linen_module, params, batch, ...)          # pure
-        new_params, report = lsuv(linen_module, params, batch, return_report=True)
-        report = lsuv(nnx_model, batch, ...)                          # nnx_model updated in place
+        params, report = lsuv(linen_module, batch, params=variables)  # pure
+        params, report = lsuv(nnx_model, batch)                        # nnx_model updated in place
 
     Args:
-      model: a ``flax.linen.Module`` (then pass ``params`` and ``batch``) or a
-        ``flax.nnx.Module`` (then pass ``batch``).
-      *args: ``params, batch`` for a linen module, ``batch`` for an nnx model.
-        ``params`` is the ``params`` collection, or the whole variables dict
+      model: a ``flax.linen.Module`` (then pass ``params=``) or a ``flax.nnx.Module``
+        (which carries its own parameters).
+      batch: the model's input: ``model(batch, **call_kwargs)`` must run. An array or a
+        pytree of arrays; floating leaves must be finite, and none may be empty.
+      params: linen only: the ``params`` collection, or the whole variables dict
         (``{"params": ..., "batch_stats": ...}``); the result has the same form. Only the
-        selected layers' kernels and biases change. ``batch`` is the model's input:
-        ``model(batch, **call_kwargs)`` must run. An array or a pytree of arrays;
-        floating leaves must be finite, and none may be empty.
+        selected layers' kernels and biases change.
       layers: which dense/conv layers to process: ``None`` (all that the forward pass
         calls), a sequence of paths (``["Dense_0", "block/Conv_1"]``; nnx list indices
         as digits, ``"layers/0"``), or a predicate ``path -> bool``. Only selected
@@ -199,18 +216,17 @@ def lsuv(
       call_kwargs: extra keyword arguments of the forward call: for linen, of
         ``module.apply`` (``rngs=``, ``method=``, or the module's own, e.g.
         ``train=False``); for nnx, of ``model(batch, ...)``.
-      return_report: linen only: return ``(params, report)`` instead of ``params``.
 
     Returns:
-      linen: the new params (or variables), or ``(params, LSUVReport)``; nnx: the
-      :class:`LSUVReport` (the model is updated in place). Each layer's result is also
-      logged at INFO level on the ``flaxinit._lsuv`` logger.
+      An :class:`LSUVResult` ``(params, report)``. Each layer's result is also logged at
+      INFO level on the ``flaxinit._lsuv`` logger.
 
     Raises:
       ValueError: an empty batch; NaN or inf in the batch; a batch the model rejects; no
         dense/conv layer selected; a layer whose output variance on the batch is 0 (or
         not finite); bad ``target``/``tol``/``max_iter``/``mode``.
-      TypeError: a model that is neither linen nor nnx, or a wrong number of arguments.
+      TypeError: a model that is neither linen nor nnx; ``params`` missing for linen or
+        given for nnx; a bad ``key``.
 
     In the example, ``nn.Sequential`` names its layers ``layers_0``, ``layers_2``, ...
 
@@ -218,8 +234,7 @@ def lsuv(
       >>> import jax, flax.linen as nn, flaxinit
       >>> model = nn.Sequential([nn.Dense(32), nn.tanh, nn.Dense(32), nn.tanh, nn.Dense(32)])
       >>> x = 3.0 * jax.random.normal(jax.random.key(0), (256, 32))
-      >>> params = model.init(jax.random.key(1), x)
-      >>> params, report = flaxinit.lsuv(model, params, x, return_report=True)
+      >>> params, report = flaxinit.lsuv(model, x, params=model.init(jax.random.key(1), x))
       >>> [(layer.path, layer.iterations, round(layer.variance_after, 4)) for layer in report.layers]
       [('layers_0', 1, 1.0), ('layers_2', 1, 1.0), ('layers_4', 1, 1.0)]
     """
@@ -233,22 +248,13 @@ def lsuv(
     )
     kwargs = dict(call_kwargs or {})
     if isinstance(model, nn.Module):
-        if len(args) != 2:
-            raise TypeError(
-                f"a flax.linen module needs params and a batch: lsuv(module, params, batch); got {len(args)} "
-                "positional argument(s) after the module"
-            )
-        params, batch = args
-        return _lsuv_linen(model, params, batch, layers, options, kwargs, bool(return_report))
+        if params is None:
+            raise TypeError("lsuv of a flax.linen module needs its parameters: lsuv(module, batch, params=variables)")
+        return _lsuv_linen(model, _params.read(params, "params"), batch, layers, options, kwargs)
     if isinstance(model, nnx.Module):
-        if len(args) != 1:
-            raise TypeError(
-                f"a flax.nnx module needs only a batch: lsuv(model, batch) (it is updated in place); got "
-                f"{len(args)} positional argument(s) after the model"
-            )
-        if return_report:
-            raise TypeError("return_report applies to flax.linen; for nnx, lsuv always returns the report")
-        return _lsuv_nnx(model, args[0], layers, options, kwargs)
+        if params is not None:
+            raise TypeError("an nnx model carries its own parameters: call lsuv(model, batch) without params=")
+        return _lsuv_nnx(model, batch, layers, options, kwargs)
     raise TypeError(f"model must be a flax.linen.Module or a flax.nnx.Module, got {type(model).__name__}")
 
 
@@ -274,11 +280,6 @@ class _Layer:
     @property
     def name(self) -> str:
         return path_str(self.path)
-
-
-def path_str(path: Path) -> str:
-    """A module path as the ``/``-joined string :func:`lsuv`'s ``layers=`` matches."""
-    return "/".join(str(p) for p in path)
 
 
 def _run(
@@ -475,17 +476,10 @@ def _measure_fn(run: Callable[[Any, Any], dict[str, list[jax.Array]]], unflatten
 # --- flax.linen --------------------------------------------------------------------------
 
 
-def _lsuv_linen(module, params, batch, layers, options, call_kwargs, return_report):
-    if not isinstance(params, Mapping):
-        raise TypeError(f"params must be a mapping (the params collection or the variables), got {type(params)}")
+def _lsuv_linen(module, tree: _params.ParamTree, batch, layers, options, call_kwargs) -> LSUVResult:
     _check_batch(batch)
-    frozen = isinstance(params, frozen_dict.FrozenDict)
-    plain = frozen_dict.unfreeze(params)
-    wrapped = "params" not in plain
-    variables = {"params": plain} if wrapped else {k: v for k, v in plain.items() if k != "intermediates"}
-    flat = traverse_util.flatten_dict(variables)
 
-    def run(tree, b, selected=None, seen=None):
+    def run(variables, b, selected=None, seen=None):
         def keep(mdl: nn.Module, method: str) -> bool:
             if method != "__call__" or not isinstance(mdl, LINEN_LAYERS):
                 return False
@@ -495,35 +489,38 @@ def _lsuv_linen(module, params, batch, layers, options, call_kwargs, return_repo
                 seen.append((tuple(mdl.path), ndim))
             return selected is None or name in selected
 
-        _, state = module.apply(tree, b, capture_intermediates=keep, mutable=True, **call_kwargs)
+        _, state = module.apply(variables, b, capture_intermediates=keep, mutable=True, **call_kwargs)
         inter = traverse_util.flatten_dict(frozen_dict.unfreeze(state.get("intermediates", {})))
         return {path_str(k[:-1]): list(v) for k, v in inter.items() if k[-1] == "__call__"}
 
     seen: list[tuple[Path, int]] = []
+    variables = tree.variables(tree.flat)
     _discover(lambda: jax.eval_shape(functools.partial(run, seen=seen), variables, batch), batch)
-    order, ndims = _ordered(seen, lambda path: ("params", *path))
-    selected = _select(order, layers, "flax.linen Dense/Conv/ConvTranspose")
-    _check_kernels(selected, flat, ndims)
-    selected = _drop_missing_biases(selected, flat)
+    return _lsuv(tree, seen, layers, "flax.linen Dense/Conv/ConvTranspose", run, tree.variables, batch, options)
+
+
+def _lsuv(tree, seen, layers, kind, run, tree_of, batch, options) -> LSUVResult:
+    """The steps after the abstract pass, the same for both APIs: select, check, measure, rescale, write."""
+    order, ndims = _ordered(seen)
+    selected = _select(order, layers, kind)
+    _check_kernels(selected, tree.flat, ndims)
+    selected = _drop_missing_biases(selected, tree.flat)
     names = frozenset(layer.name for layer in selected)
-    measure = _measure_fn(lambda tree, b: run(tree, b, selected=names), traverse_util.unflatten_dict, batch)
-    new_flat, report = _run(flat, selected, measure, options)
-    new = traverse_util.unflatten_dict(new_flat)
-    out = new["params"] if wrapped else {**plain, **new}
-    out = frozen_dict.freeze(out) if frozen else out
-    return (out, report) if return_report else out
+    measure = _measure_fn(lambda t, b: run(t, b, selected=names), tree_of, batch)
+    new_flat, report = _run(tree.flat, selected, measure, options)
+    return LSUVResult(tree.write(new_flat), report)
 
 
 def _as_tuple(size: int | Sequence[int]) -> tuple[int, ...]:
     return (size,) if isinstance(size, int) else tuple(size)
 
 
-def _ordered(seen: list[tuple[Path, int]], kernel_prefix: Callable[[Path], Path]) -> tuple[list[_Layer], dict]:
+def _ordered(seen: list[tuple[Path, int]]) -> tuple[list[_Layer], dict]:
     """Unique layers in first-call order (each with its kernel/bias keys) and their kernel ranks."""
     order: dict[Path, int] = {}
     for path, ndim in seen:
         order.setdefault(path, ndim)
-    layers = [_Layer(p, (*kernel_prefix(p), "kernel"), (*kernel_prefix(p), "bias")) for p in order]
+    layers = [_Layer(p, (*p, "kernel"), (*p, "bias")) for p in order]
     return layers, {path_str(p): n for p, n in order.items()}
 
 
@@ -573,14 +570,13 @@ def _record_nnx_calls(model: nnx.Module) -> Iterator[list[tuple[Path, nnx.Module
                 type.__setattr__(cls, "__call__", original)
 
 
-def _lsuv_nnx(model, batch, layers, options, call_kwargs):
+def _lsuv_nnx(model, batch, layers, options, call_kwargs) -> LSUVResult:
     _check_batch(batch)
-    graphdef, state = nnx.split(model)
-    tree = nnx.to_pure_dict(state)
-    flat = traverse_util.flatten_dict(tree)
+    tree = _params.read(model, "model")
+    graphdef, _, rest = nnx.split(model, nnx.Param, ...)
 
     def run(pure, b, selected=None, seen=None):
-        copy = nnx.merge(graphdef, pure)
+        copy = nnx.merge(graphdef, pure, rest)
         with _record_nnx_calls(copy) as calls:
             copy(b, **call_kwargs)
         outputs: dict[str, list[jax.Array]] = {}
@@ -592,8 +588,8 @@ def _lsuv_nnx(model, batch, layers, options, call_kwargs):
         return outputs
 
     seen: list[tuple[Path, int]] = []
-    _discover(lambda: jax.eval_shape(functools.partial(run, seen=seen), tree, batch), batch)
-    order, ndims = _ordered(seen, lambda path: path)
+    pure = traverse_util.unflatten_dict(tree.flat)
+    _discover(lambda: jax.eval_shape(functools.partial(run, seen=seen), pure, batch), batch)
     called = {path for path, _ in seen}
     unseen = [path_str(p) for p, m in nnx.iter_modules(model) if isinstance(m, NNX_LAYERS) and tuple(p) not in called]
     if unseen:
@@ -602,12 +598,5 @@ def _lsuv_nnx(model, batch, layers, options, call_kwargs):
             "layers (unused, or inside nnx.scan/nnx.vmap, which call copies)",
             stacklevel=3,
         )
-    selected = _select(order, layers, "flax.nnx Linear/Conv/ConvTranspose")
-    _check_kernels(selected, flat, ndims)
-    selected = _drop_missing_biases(selected, flat)
-    names = frozenset(layer.name for layer in selected)
-    measure = _measure_fn(lambda pure, b: run(pure, b, selected=names), traverse_util.unflatten_dict, batch)
-    new_flat, report = _run(flat, selected, measure, options)
-    nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(new_flat))
-    nnx.update(model, state)
-    return report
+    kind = "flax.nnx Linear/Conv/ConvTranspose"
+    return _lsuv(tree, seen, layers, kind, run, traverse_util.unflatten_dict, batch, options)

@@ -26,14 +26,13 @@ sort of their paths (``Dense_2`` before ``Dense_10``; ``Conv_*`` before ``Dense_
 which is the call order of flax's auto-named layers; pass ``layers=`` (paths in
 forward order) otherwise. :func:`weight_selection` works leaf by leaf on any tree.
 
-Every function accepts, as ``source`` and ``target``:
-
-* a linen params tree, or a variables dict with a ``"params"`` entry (then the result
-  is the target's variables with ``"params"`` replaced). A target's leaves may be
-  arrays or ``jax.ShapeDtypeStruct`` (from ``jax.eval_shape(module.init, ...)``): only
-  their shapes and dtypes are read. The result is a new tree (pure).
-* a ``flax.nnx.Module`` (its ``nnx.Param`` state is read with ``nnx.state``); a target
-  module is updated in place with ``nnx.update`` and the function returns None.
+Every function accepts, as ``source`` and ``target``, the parameters in any form
+:mod:`flaxinit._params` reads (the same as :func:`flaxinit.lsuv`): a linen params tree
+or variables dict (a target's leaves may be arrays or ``jax.ShapeDtypeStruct``, from
+``jax.eval_shape(module.init, ...)``: only their shapes and dtypes are read), an
+``nnx.State``, or an ``nnx.Module``. The result is always the new parameters in the
+target's form: a new linen tree (pure), a new ``nnx.State``, or, for a target module,
+which is updated in place with ``nnx.update``, its new ``nnx.State`` of ``nnx.Param``.
 """
 
 from __future__ import annotations
@@ -53,57 +52,19 @@ from flax import nnx, traverse_util
 from flax.core import frozen_dict
 
 from flaxinit import _checks
-from flaxinit._lsuv import path_str
+from flaxinit._params import ParamTree, Path, path_str, read
+from flaxinit.tooling import train_step
 
 __all__ = ["ProxyInitResult", "net2wider", "proxy_init", "selection_indices", "weight_selection"]
 
-Path = tuple[Any, ...]
-
-
-# --- reading and writing parameter trees -------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _Tree:
-    """A parameter tree as a flat dict, and how to give a result back in the caller's form."""
-
-    flat: dict[Path, Any]
-    restore: Callable[[dict[Path, Any]], Any]
-
-
-def _read(obj: Any, role: str) -> _Tree:
-    if isinstance(obj, nnx.Module):
-        state = nnx.state(obj, nnx.Param)
-
-        def write(flat: dict[Path, Any]) -> None:
-            nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(flat))
-            nnx.update(obj, state)
-
-        return _Tree(traverse_util.flatten_dict(nnx.to_pure_dict(state)), write)
-    if isinstance(obj, nnx.State):
-        return _Tree(traverse_util.flatten_dict(nnx.to_pure_dict(obj)), traverse_util.unflatten_dict)
-    if isinstance(obj, Mapping):
-        frozen = isinstance(obj, frozen_dict.FrozenDict)
-        plain = frozen_dict.unfreeze(obj)
-        wrapped = "params" in plain and isinstance(plain["params"], Mapping)
-        params = plain["params"] if wrapped else plain
-
-        def rebuild(flat: dict[Path, Any]) -> Any:
-            tree = traverse_util.unflatten_dict(flat)
-            tree = {**plain, "params": tree} if wrapped else tree
-            return frozen_dict.freeze(tree) if frozen else tree
-
-        return _Tree(traverse_util.flatten_dict(params), rebuild)
-    raise TypeError(
-        f"{role} must be a params mapping (flax.linen), a flax.nnx.Module or an nnx.State, got {type(obj).__name__}"
-    )
+# --- the layers of a chain ------------------------------------------------------------------
 
 
 def _natural_key(name: str) -> list[Any]:
     return [(0, int(t)) if t.isdigit() else (1, t) for t in re.split(r"(\d+)", name) if t]
 
 
-def _chain(tree: _Tree, role: str, layers: Sequence[str] | None) -> list[Path]:
+def _chain(tree: ParamTree, role: str, layers: Sequence[str] | None) -> list[Path]:
     """The layer paths of a dense/conv chain, in forward order."""
     found: dict[str, Path] = {}
     for key in tree.flat:
@@ -173,7 +134,8 @@ def net2wider(
       layers: layer paths in forward order, if the natural sort of the paths is not it.
 
     Returns:
-      The widened params in ``target``'s form, or None for an nnx target (updated in place).
+      The widened params in ``target``'s form (see the module docstring; an nnx module
+      target is also updated in place).
 
     Examples:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, flaxinit
@@ -188,7 +150,7 @@ def net2wider(
       True
     """
     noise = _checks.check_real(noise, "noise", minimum=0.0)
-    src, tgt = _read(source, "source"), _read(target, "target")
+    src, tgt = read(source, "source"), read(target, "target")
     order = _chain(src, "source", layers)
     if sorted(map(path_str, _chain(tgt, "target", None))) != sorted(map(path_str, order)):
         raise ValueError(
@@ -226,7 +188,7 @@ def net2wider(
         out[(*path, "kernel")] = jnp.asarray(kernel.astype(_dtype(tgt.flat[(*path, "kernel")])))
         if bias is not None:
             out[(*path, "bias")] = jnp.asarray(bias.astype(_dtype(tgt.flat[(*path, "bias")])))
-    return tgt.restore(out)
+    return tgt.write(out)
 
 
 def _generator(key: jax.Array, i: int) -> np.random.Generator:
@@ -242,7 +204,7 @@ def _dtype(leaf: Any) -> Any:
     return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
 
 
-def _check_chain(src: _Tree, tgt: _Tree, order: list[Path]) -> None:
+def _check_chain(src: ParamTree, tgt: ParamTree, order: list[Path]) -> None:
     """Shapes: same spatial kernel sizes, same network input/output, hidden widths >= source, a consistent chain."""
     shapes = [(_shape(src.flat[(*p, "kernel")]), _shape(tgt.flat[(*p, "kernel")])) for p in order]
     for path, (s, t) in zip(order, shapes, strict=True):
@@ -327,7 +289,8 @@ def weight_selection(source: Any, target: Any) -> Any:
         same rank and at least as large along every axis.
 
     Returns:
-      The selected params in ``target``'s form, or None for an nnx target.
+      The selected params in ``target``'s form (see the module docstring; an nnx module
+      target is also updated in place).
 
     Examples:
       >>> import jax.numpy as jnp, flaxinit
@@ -336,7 +299,7 @@ def weight_selection(source: Any, target: Any) -> Any:
       >>> small["Dense_0"]["kernel"].tolist(), small["Dense_0"]["bias"].tolist()
       ([[0.0, 4.0, 9.0], [20.0, 24.0, 29.0], [40.0, 44.0, 49.0], [60.0, 64.0, 69.0]], [0.0, 4.0, 9.0])
     """
-    src, tgt = _read(source, "source"), _read(target, "target")
+    src, tgt = read(source, "source"), read(target, "target")
     missing = [path_str(k) for k in tgt.flat if k not in src.flat]
     if missing:
         raise ValueError(f"target has parameters that source lacks: {', '.join(missing)}")
@@ -353,7 +316,7 @@ def weight_selection(source: Any, target: Any) -> Any:
             if t != s:
                 large = np.take(large, selection_indices(s, t), axis=axis)
         out[path] = jnp.asarray(large.astype(_dtype(leaf)))
-    return tgt.restore(out)
+    return tgt.write(out)
 
 
 # --- proxy training ----------------------------------------------------------------------
@@ -364,8 +327,10 @@ class ProxyInitResult:
     """What :func:`proxy_init` produced.
 
     Attributes:
-      params: the widened target params (for an nnx target, the values written into it).
-      proxy_params: the trained proxy's params.
+      params: the widened target params, as :func:`net2wider` returns them (linen: a params
+        tree; nnx: the target's new ``nnx.State`` of ``nnx.Param``, also written into it).
+      proxy_params: the trained proxy's params (linen: a params tree; nnx: the proxy's new
+        ``nnx.State``, also written into it).
       losses: the proxy's training loss at each step, before that step's update (float64).
     """
 
@@ -435,58 +400,52 @@ def proxy_init(
     first = next(batches, None)
     if first is None:
         raise ValueError("data is empty: proxy_init needs at least one (inputs, labels) batch")
-    batches = itertools.chain([first], batches)
+    apply, params, widen_into, keep = _proxy_model(proxy, target, first[0], key, proxy_params)
+    params, losses = _train_proxy(apply, params, loss_fn, optimizer, itertools.chain([first], batches), steps)
+    return ProxyInitResult(
+        net2wider(params, widen_into, key=jax.random.fold_in(key, 1), noise=noise), keep(params), losses
+    )
+
+
+def _proxy_model(proxy, target, inputs, key, proxy_params):
+    """``(apply(params, x), initial params, what to widen into, keep(trained) -> proxy params)`` per API."""
     if isinstance(proxy, nn.Module) and isinstance(target, nn.Module):
         if proxy_params is None:
-            proxy_params = proxy.init(jax.random.fold_in(key, 0), first[0])["params"]
-        target_shapes = jax.eval_shape(target.init, jax.random.fold_in(key, 0), first[0])["params"]
-
-        def apply(p, x):
-            return proxy.apply({"params": p}, x)
-
+            proxy_params = proxy.init(jax.random.fold_in(key, 0), inputs)["params"]
         params = frozen_dict.unfreeze(proxy_params)
         params = params["params"] if isinstance(params.get("params"), Mapping) else params
-    elif isinstance(proxy, nnx.Module) and isinstance(target, nnx.Module):
+        shapes = jax.eval_shape(target.init, jax.random.fold_in(key, 0), inputs)["params"]
+        return (lambda p, x: proxy.apply({"params": p}, x)), params, shapes, lambda p: p
+    if isinstance(proxy, nnx.Module) and isinstance(target, nnx.Module):
         if proxy_params is not None:
             raise TypeError("proxy_params applies to flax.linen; an nnx proxy starts from its own state")
         graphdef, state, rest = nnx.split(proxy, nnx.Param, ...)
-        target_shapes = None
+        tree = read(proxy, "proxy")
 
-        def apply(p, x):
-            return nnx.merge(graphdef, p, rest)(x)
+        def keep(trained: Any) -> nnx.State:  # the trained values go into the proxy, in place
+            return tree.write(traverse_util.flatten_dict(trained))
 
-        params = nnx.to_pure_dict(state)
-    else:
-        raise TypeError(
-            "proxy and target must both be flax.linen modules or both flax.nnx modules, got "
-            f"{_qualname(proxy)} and {_qualname(target)}"
-        )
+        return (lambda p, x: nnx.merge(graphdef, p, rest)(x)), nnx.to_pure_dict(state), target, keep
+    raise TypeError(
+        "proxy and target must both be flax.linen modules or both flax.nnx modules, got "
+        f"{_qualname(proxy)} and {_qualname(target)}"
+    )
 
-    @jax.jit
-    def train_step(p, opt_state, x, y):
-        loss, grads = jax.value_and_grad(lambda p: loss_fn(apply(p, x), y))(p)
-        updates, opt_state = optimizer.update(grads, opt_state, p)
-        return optax.apply_updates(p, updates), opt_state, loss
 
+def _train_proxy(apply, params, loss_fn, optimizer, batches, steps: int) -> tuple[Any, np.ndarray]:
+    """``steps`` jitted optax steps on ``(inputs, labels)`` batches; the params and the loss before each step."""
+    step = jax.jit(train_step(lambda p, x, y: loss_fn(apply(p, x), y), optimizer))
     opt_state = optimizer.init(params)
     losses = []
-    for step in range(steps):
+    for i in range(steps):
         batch = next(batches, None)
         if batch is None:
-            raise ValueError(f"data ran out after {step} batches; proxy_init needs steps={steps}")
-        params, opt_state, loss = train_step(params, opt_state, *batch)
+            raise ValueError(f"data ran out after {i} batches; proxy_init needs steps={steps}")
+        params, opt_state, loss = step(params, opt_state, *batch)
         losses.append(loss)
     losses_np = np.asarray(jax.device_get(losses), dtype=np.float64)
     if not np.all(np.isfinite(losses_np)):
         raise ValueError(
             f"the proxy's training loss became non-finite (first at step {np.argmin(np.isfinite(losses_np))})"
         )
-    widen_key = jax.random.fold_in(key, 1)
-    if isinstance(proxy, nnx.Module):
-        nnx.replace_by_pure_dict(state, params)
-        nnx.update(proxy, state)
-        tgt = _read(target, "target")
-        wide = net2wider(params, traverse_util.unflatten_dict(tgt.flat), key=widen_key, noise=noise)
-        tgt.restore(traverse_util.flatten_dict(wide))
-        return ProxyInitResult(wide, params, losses_np)
-    return ProxyInitResult(net2wider(params, target_shapes, key=widen_key, noise=noise), params, losses_np)
+    return params, losses_np

@@ -26,18 +26,6 @@ from flaxinit._checks import check_int
 from flaxinit._kaiming import KaimingNormal, kaiming_normal
 from flaxinit._xavier import XavierNormalized, xavier_normalized
 
-__all__ = [
-    "TFIXUP_ENCODER_CONSTANT",
-    "fixup_branch_init",
-    "fixup_scale",
-    "tfixup_decoder_init",
-    "tfixup_decoder_scale",
-    "tfixup_embedding_init",
-    "tfixup_embedding_std",
-    "tfixup_encoder_init",
-    "tfixup_encoder_scale",
-]
-
 #: The constant of T-Fixup's encoder factor ``0.67 N^(-1/4)``, as the paper prints it.
 TFIXUP_ENCODER_CONSTANT = 0.67
 

@@ -160,7 +160,7 @@ def linen_runs():
     for arch, (spec, x) in ARCHS.items():
         model = build_linen(spec)
         variables = host_init(model, x)
-        new, report = lsuv(model, variables, x, return_report=True)
+        new, report = lsuv(model, x, params=variables)
         runs[arch] = (model, variables, new, report)
     return runs
 
@@ -170,7 +170,9 @@ def nnx_runs():
     runs = {}
     for arch, (spec, x) in ARCHS.items():
         model = build_nnx(spec)
-        runs[arch] = (model, lsuv(model, x))
+        params, report = lsuv(model, x)
+        assert isinstance(params, nnx.State) and params["layers"][0]["kernel"] is not None  # the new state
+        runs[arch] = (model, report)
     return runs
 
 
@@ -255,7 +257,7 @@ def test_deep_mlp_vanishing_or_exploding_is_fixed(act, gain2, pre_init):
         assert before[-1] < 1e-12
     else:
         assert before[-1] > 1e12
-    new, report = lsuv(model, variables, x, pre_init=pre_init, return_report=True)
+    new, report = lsuv(model, x, params=variables, pre_init=pre_init)
     after = linen_variances(model, new, x, paths)
     assert max(abs(v - 1.0) for v in after) < 0.1
     assert_lsuv_result(report, after)
@@ -276,7 +278,7 @@ def test_forward_order_norm_layers_and_variables_round_trip():
     x = jax.random.normal(jax.random.key(5), (64, W))
     model = Reordered()
     variables = host_init(model, x)
-    new, report = lsuv(model, variables, x, return_report=True)
+    new, report = lsuv(model, x, params=variables)
     paths = ["Dense_1", "Dense_0", "Dense_2"]
     assert [layer.path for layer in report.layers] == paths
     assert_lsuv_result(report, linen_variances(model, new, x, paths))
@@ -285,7 +287,7 @@ def test_forward_order_norm_layers_and_variables_round_trip():
         jax.tree_util.tree_map(np.testing.assert_array_equal, new[collection][name], variables[collection][name])
     assert "bias" not in new["params"]["Dense_2"]
     # the params collection alone gives the params collection back (BatchNorm's stats are made and dropped)
-    only = lsuv(model, variables["params"], x, layers=["Dense_1"])
+    only, _ = lsuv(model, x, params=variables["params"], layers=["Dense_1"])
     assert set(only) == set(variables["params"])
     np.testing.assert_array_equal(only["Dense_1"]["kernel"], new["params"]["Dense_1"]["kernel"])
 
@@ -294,7 +296,7 @@ def test_linen_is_pure_and_keeps_frozen_dicts(linen_runs):
     model, variables, _, _ = linen_runs["mlp"]
     copy = jax.tree_util.tree_map(np.array, variables)
     frozen = frozen_dict.freeze(variables["params"])
-    out = lsuv(model, frozen, X_MLP)
+    out, _ = lsuv(model, X_MLP, params=frozen)
     assert isinstance(out, frozen_dict.FrozenDict)
     jax.tree_util.tree_map(np.testing.assert_array_equal, variables, copy)
 
@@ -306,7 +308,7 @@ def test_layer_selection(how, linen_runs):
     params = {**variables["params"], "layers_2": {**variables["params"]["layers_2"]}}
     params["layers_2"]["kernel"] = 2.0 * params["layers_2"]["kernel"]
     layers = ["layers_4", "layers_0"] if how == "list" else (lambda path: path != "layers_2")
-    new, report = lsuv(model, params, X_MLP, layers=layers, return_report=True)
+    new, report = lsuv(model, X_MLP, params=params, layers=layers)
     assert [layer.path for layer in report.layers] == ["layers_0", "layers_4"]  # forward order
     jax.tree_util.tree_map(np.testing.assert_array_equal, new["layers_2"], params["layers_2"])
     v0, v2, v4 = linen_variances(model, {"params": new}, X_MLP, PATHS["mlp"])
@@ -317,7 +319,7 @@ def test_layer_selection(how, linen_runs):
 def test_std_mode_and_target():
     spec, x = ARCHS["mlp"]
     model = build_nnx(spec)
-    report = lsuv(model, x, mode="std", target=0.5, tol=0.01)
+    _, report = lsuv(model, x, mode="std", target=0.5, tol=0.01)
     assert report.mode == "std"
     for v in nnx_variances(model, x):
         assert abs(math.sqrt(v) - 0.5) < 0.01
@@ -336,7 +338,7 @@ class Shared(nnx.Module):
 def test_shared_layer_is_measured_over_all_calls_and_can_fail_to_converge():
     x = jax.random.normal(jax.random.key(7), (128, W))
     model = Shared(nnx.Rngs(0))
-    report = lsuv(model, x, tol=0.01)
+    _, report = lsuv(model, x, tol=0.01)
     assert [layer.path for layer in report.layers] == ["inp", "shared"]
     h1 = model.shared(jnp.tanh(model.inp(x)))
     h2 = model.shared(jnp.tanh(h1))
@@ -347,7 +349,7 @@ def test_shared_layer_is_measured_over_all_calls_and_can_fail_to_converge():
     # far inside tol = 0.01), but not a layer called twice with a tanh between its calls:
     # measured |v - 1| is about 0.05 for `inp` before, and 0.3 for `shared` after, its one try.
     with pytest.warns(RuntimeWarning, match=r"1 layer\(s\) did not reach .* max_iter=1 rescalings: shared$"):
-        stuck = lsuv(model, x, tol=0.01, max_iter=1)
+        _, stuck = lsuv(model, x, tol=0.01, max_iter=1)
     assert stuck.layers[0].converged and stuck.layers[0].iterations == 1
     assert not stuck.layers[1].converged and stuck.layers[1].iterations == 1
     assert stuck.to_dict()["layers"][1]["path"] == "shared"
@@ -362,7 +364,7 @@ NNX_MLP = build_nnx(MLP_SPEC)
 
 
 def run_linen(batch, **kwargs):
-    return lsuv(LINEN_MLP, LINEN_PARAMS, batch, **kwargs)
+    return lsuv(LINEN_MLP, batch, params=LINEN_PARAMS, **kwargs)
 
 
 def run_nnx(batch, **kwargs):
@@ -405,22 +407,20 @@ def test_bad_inputs(api, label, batch, kwargs, exc, match):
 def test_no_dense_or_conv_layer():
     model = nn.Sequential([nn.LayerNorm(), nn.relu])
     with pytest.raises(ValueError, match=r"calls no dense/conv layer \(flax.linen"):
-        lsuv(model, host_init(model, X_MLP), X_MLP)
+        lsuv(model, X_MLP, params=host_init(model, X_MLP))
     with pytest.raises(ValueError, match=r"calls no dense/conv layer \(flax.nnx"):
         lsuv(nnx.Sequential(nnx.LayerNorm(W, rngs=nnx.Rngs(0))), X_MLP)
 
 
 def test_wrong_call_forms():
-    with pytest.raises(TypeError, match=r"needs params and a batch: lsuv\(module, params, batch\)"):
+    with pytest.raises(TypeError, match=r"needs its parameters: lsuv\(module, batch, params=variables\)"):
         lsuv(LINEN_MLP, X_MLP)
-    with pytest.raises(TypeError, match=r"needs only a batch: lsuv\(model, batch\)"):
-        lsuv(NNX_MLP, {}, X_MLP)
+    with pytest.raises(TypeError, match=r"an nnx model carries its own parameters"):
+        lsuv(NNX_MLP, X_MLP, params={})
     with pytest.raises(TypeError, match=r"must be a flax\.linen\.Module or a flax\.nnx\.Module"):
         lsuv(lambda x: x, X_MLP)
-    with pytest.raises(TypeError, match="params must be a mapping"):
-        lsuv(LINEN_MLP, [1.0], X_MLP)
-    with pytest.raises(TypeError, match=r"return_report applies to flax\.linen"):
-        lsuv(NNX_MLP, X_MLP, return_report=True)
+    with pytest.raises(TypeError, match=r"params must be a flax\.linen params"):
+        lsuv(LINEN_MLP, X_MLP, params=[1.0])
 
 
 def test_scanned_layers_linen_excluded_by_layers_nnx_warned():
@@ -433,9 +433,9 @@ def test_scanned_layers_linen_excluded_by_layers_nnx_warned():
     x = jax.random.normal(jax.random.key(0), (64, 5))
     net = linen_blocks.SkipInitResNet(8, 3, 2)
     params = net.init(jax.random.key(1), x)
-    _, report = lsuv(net, params, x, layers=["stem", "head"], return_report=True)
+    _, report = lsuv(net, x, params=params, layers=["stem", "head"])
     assert [layer.path for layer in report.layers] == ["stem", "head"]
     model = nnx_blocks.SkipInitResNet(5, 8, 3, 2, rngs=_nnx.Rngs(0))
     with pytest.warns(UserWarning, match=r"leaves \['blocks/dense_0', 'blocks/dense_1'\] unchanged"):
-        report = lsuv(model, x)
+        _, report = lsuv(model, x)
     assert [layer.path for layer in report.layers] == ["stem", "head"]

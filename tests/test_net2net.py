@@ -200,7 +200,10 @@ def build_nnx(hidden: int, seed: int) -> nnx.Sequential:
 def test_nnx_modules_widen_in_place_like_the_dict_path():
     narrow, wide = build_nnx(6, 0), build_nnx(17, 1)
     before = nnx.to_pure_dict(nnx.state(narrow, nnx.Param))
-    assert net2wider(narrow, wide, key=4) is None
+    returned = net2wider(narrow, wide, key=4)  # written into `wide`, and returned as its new state
+    assert isinstance(returned, nnx.State)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, nnx.to_pure_dict(returned),
+                           nnx.to_pure_dict(nnx.state(wide, nnx.Param)))  # fmt: skip
     y, y_wide = np.asarray(narrow(X5)), np.asarray(wide(X5))
     widened = nnx.to_pure_dict(nnx.state(wide, nnx.Param))
     order = ["layers/0", "layers/2"]
@@ -289,7 +292,9 @@ def test_weight_selection_values_shapes_and_dtypes():
 
 def test_weight_selection_nnx_in_place_and_variables_form():
     big, small = build_nnx(12, 0), build_nnx(4, 1)
-    assert weight_selection(big, small) is None
+    assert isinstance(weight_selection(big, small), nnx.State)  # written into `small` and returned
+    state = nnx.state(small, nnx.Param)
+    assert isinstance(weight_selection(big, state), nnx.State)  # an nnx.State in, a new nnx.State out
     np.testing.assert_array_equal(small.layers[0].kernel[...], big.layers[0].kernel[...][:, [0, 3, 6, 9]])
     np.testing.assert_array_equal(small.layers[2].kernel[...], big.layers[2].kernel[...][[0, 3, 6, 9], :])
     variables = {"params": nnx.to_pure_dict(nnx.state(big, nnx.Param)), "batch_stats": {"x": 1}}
@@ -326,7 +331,9 @@ def test_proxy_init_nnx_in_place():
     initial = np.asarray(proxy.layers[0].kernel[...])
     result = proxy_init(proxy, target, itertools.repeat((X_REG, Y_REG)), mse, optax.adam(1e-2), 40, noise=1e-3)
     assert not np.array_equal(proxy.layers[0].kernel[...], initial)  # trained in place
-    np.testing.assert_array_equal(result.params["layers"][0]["kernel"], target.layers[0].kernel[...])
+    assert isinstance(result.params, nnx.State) and isinstance(result.proxy_params, nnx.State)
+    np.testing.assert_array_equal(result.params["layers"][0]["kernel"][...], target.layers[0].kernel[...])
+    np.testing.assert_array_equal(result.proxy_params["layers"][0]["kernel"][...], proxy.layers[0].kernel[...])
     y_proxy, y_target = np.asarray(proxy(X_REG)), np.asarray(target(X_REG))
     assert 0 < np.max(np.abs(y_target - y_proxy)) < 0.05 * np.max(np.abs(y_proxy))  # noise 1e-3: close, not equal
 
@@ -357,7 +364,7 @@ NET2WIDER_ERRORS = [
     ("layers list", P, P, {"layers": ["Dense_0"]}, ValueError, "layers must list every layer of source once"),
     ("noise", P, P, {"noise": -0.1}, ValueError, "noise must be >= 0.0"),
     ("noise type", P, P, {"noise": "x"}, TypeError, "noise must be a finite real number"),
-    ("source type", [1, 2], P, {}, TypeError, "source must be a params mapping"),
+    ("source type", [1, 2], P, {}, TypeError, "source must be a flax.linen params"),
     (
         "bias in one",
         with_layer(P, "Dense_1", {"kernel": P["Dense_1"]["kernel"]}),
@@ -399,7 +406,7 @@ def test_weight_selection_and_index_errors():
         weight_selection(P, {"Dense_0": {"kernel": jnp.ones((5, 8, 1))}})
     with pytest.raises(ValueError, match="target has parameters that source lacks: extra/kernel"):
         weight_selection(P, with_layer(P, "extra", {"kernel": jnp.ones((2, 2))}))
-    with pytest.raises(TypeError, match="target must be a params mapping"):
+    with pytest.raises(TypeError, match=r"target must be a flax\.linen params"):
         weight_selection(P, 3.0)
     with pytest.raises(ValueError, match="cannot select 5 of 4 entries"):
         selection_indices(4, 5)

@@ -29,17 +29,7 @@ from flax import nnx
 from float_bounds import gamma
 
 import flaxinit
-from flaxinit._residual import (
-    TFIXUP_ENCODER_CONSTANT,
-    fixup_branch_init,
-    fixup_scale,
-    tfixup_decoder_init,
-    tfixup_decoder_scale,
-    tfixup_embedding_init,
-    tfixup_embedding_std,
-    tfixup_encoder_init,
-    tfixup_encoder_scale,
-)
+from flaxinit._residual import TFIXUP_ENCODER_CONSTANT
 from flaxinit.blocks import linen as L
 from flaxinit.blocks import nnx as N
 
@@ -66,7 +56,7 @@ FIXUP_TABLE = [
 
 @pytest.mark.parametrize("num_branches,branch_depth,exact", FIXUP_TABLE)
 def test_fixup_scale_closed_form(num_branches, branch_depth, exact):
-    got = fixup_scale(num_branches, branch_depth)
+    got = flaxinit.fixup_scale(num_branches, branch_depth)
     assert type(got) is float
     assert got == pytest.approx(math.exp(-math.log(num_branches) / (2 * branch_depth - 2)), rel=1e-15, abs=0)
     if exact is not None:
@@ -88,7 +78,7 @@ TFIXUP_TABLE = [
 
 @pytest.mark.parametrize("num_layers,encoder_exact,decoder_exact", TFIXUP_TABLE)
 def test_tfixup_scales_closed_form(num_layers, encoder_exact, decoder_exact):
-    enc, dec = tfixup_encoder_scale(num_layers), tfixup_decoder_scale(num_layers)
+    enc, dec = flaxinit.tfixup_encoder_scale(num_layers), flaxinit.tfixup_decoder_scale(num_layers)
     assert enc == pytest.approx(0.67 * num_layers**-0.25, rel=1e-15, abs=0)
     assert dec == pytest.approx(1 / math.sqrt(math.sqrt(9 * num_layers)), rel=1e-15, abs=0)
     if encoder_exact is not None:
@@ -99,7 +89,7 @@ def test_tfixup_scales_closed_form(num_layers, encoder_exact, decoder_exact):
 
 @pytest.mark.parametrize("d_model,exact", [(1, 1.0), (4, 0.5), (64, 0.125), (256, 0.0625), (512, None), (768, None)])
 def test_tfixup_embedding_std_closed_form(d_model, exact):
-    std = tfixup_embedding_std(d_model)
+    std = flaxinit.tfixup_embedding_std(d_model)
     assert std == pytest.approx(1 / math.sqrt(d_model), rel=1e-15, abs=0)
     if exact is not None:
         assert std == exact
@@ -114,9 +104,9 @@ def test_tfixup_constants_meet_the_depth_conditions(num_layers):
     which the paper rounds to 0.67 (so the product is 1.0016, not 1).
     """
     n = num_layers
-    x = tfixup_decoder_scale(n)
+    x = flaxinit.tfixup_decoder_scale(n)
     assert 9 * n * x**4 == pytest.approx(1.0, rel=1e-14)
-    a = tfixup_encoder_scale(n)
+    a = flaxinit.tfixup_encoder_scale(n)
     assert 2 * n * (a**4 + 2 * a**2 * x**2) == pytest.approx(1.0, abs=2e-3)
     root = math.sqrt((-2 / 3 + math.sqrt(4 / 9 + 2)) / 2)  # u^2 + 2u/3 - 1/2 = 0, a = sqrt(u) N^(-1/4)
     assert round(root, 2) == TFIXUP_ENCODER_CONSTANT
@@ -128,12 +118,15 @@ def test_tfixup_constants_meet_the_depth_conditions(num_layers):
 @pytest.mark.parametrize(
     "init,expected",
     [
-        (fixup_branch_init(16, 2), flaxinit.kaiming_normal(gain=0.25)),
-        (fixup_branch_init(16, 3, "fan_out", 0.1), flaxinit.kaiming_normal("fan_out", 0.1, gain=0.5)),
-        (tfixup_encoder_init(16), flaxinit.xavier_normalized(gain=0.335)),
-        (tfixup_decoder_init(9), flaxinit.xavier_normalized(gain=tfixup_decoder_scale(9))),
-        (tfixup_embedding_init(64, None), flaxinit.kaiming_normal(fan_in=128)),
-        (tfixup_embedding_init(64, 9), flaxinit.kaiming_normal(fan_in=128, gain=tfixup_decoder_scale(9))),
+        (flaxinit.fixup_branch_init(16, 2), flaxinit.kaiming_normal(gain=0.25)),
+        (flaxinit.fixup_branch_init(16, 3, "fan_out", 0.1), flaxinit.kaiming_normal("fan_out", 0.1, gain=0.5)),
+        (flaxinit.tfixup_encoder_init(16), flaxinit.xavier_normalized(gain=0.335)),
+        (flaxinit.tfixup_decoder_init(9), flaxinit.xavier_normalized(gain=flaxinit.tfixup_decoder_scale(9))),
+        (flaxinit.tfixup_embedding_init(64, None), flaxinit.kaiming_normal(fan_in=128)),
+        (
+            flaxinit.tfixup_embedding_init(64, 9),
+            flaxinit.kaiming_normal(fan_in=128, gain=flaxinit.tfixup_decoder_scale(9)),
+        ),
     ],
     ids=["fixup", "fixup_fan_out_leaky", "tfixup_encoder", "tfixup_decoder", "embedding_unscaled", "embedding"],
 )
@@ -145,15 +138,16 @@ def test_factories_are_flaxinit_initializers_that_round_trip(init, expected):
 @pytest.mark.parametrize("d_model,num_layers", [(64, None), (64, 6), (100, 1), (512, 12)])
 @pytest.mark.parametrize("shape", [(1000, 64), (7, 3), (50,)])
 def test_embedding_std_ignores_the_table_shape(d_model, num_layers, shape):
-    init = tfixup_embedding_init(d_model, num_layers)
-    depth = 1.0 if num_layers is None else tfixup_decoder_scale(num_layers)
-    assert init.stddev(shape) == pytest.approx(depth * tfixup_embedding_std(d_model), rel=1e-15)
+    init = flaxinit.tfixup_embedding_init(d_model, num_layers)
+    depth = 1.0 if num_layers is None else flaxinit.tfixup_decoder_scale(num_layers)
+    assert init.stddev(shape) == pytest.approx(depth * flaxinit.tfixup_embedding_std(d_model), rel=1e-15)
 
 
 def test_fixup_branch_init_draws_he_times_the_scale():
     """Exact: the same key gives He normal's draw times ``L^(-1/2)`` (up to float32 rounding of the std)."""
     shape = (64, 32)
-    np.testing.assert_allclose(fixup_branch_init(16, 2)(KEY, shape), 0.25 * flaxinit.kaiming_normal()(KEY, shape), 1e-6)
+    scaled, he = flaxinit.fixup_branch_init(16, 2)(KEY, shape), flaxinit.kaiming_normal()(KEY, shape)
+    np.testing.assert_allclose(scaled, 0.25 * he, 1e-6)
 
 
 # --- identity at init ---------------------------------------------------------------------
@@ -424,7 +418,7 @@ def test_tfixup_scales_exactly_the_papers_weights(framework, built):
     index = 1 if framework == "linen" else 3
     scaled, plain = built("tfixup")[index], built("tfixup_off")[index]
     n, d_model = TFIXUP_ARGS[4], TFIXUP_ARGS[1]
-    enc, emb = tfixup_encoder_scale(n), tfixup_decoder_scale(n)
+    enc, emb = flaxinit.tfixup_encoder_scale(n), flaxinit.tfixup_decoder_scale(n)
     for i in range(n):
         s, p = scaled[f"layers_{i}"], plain[f"layers_{i}"]
         for name in SCALED:
@@ -448,20 +442,20 @@ def test_tfixup_scales_exactly_the_papers_weights(framework, built):
 RNGS = nnx.Rngs(0)
 
 BUILD_ERRORS = [
-    (lambda: fixup_scale(0, 2), ValueError, "num_branches must be an integer >= 1, got 0"),
-    (lambda: fixup_scale(-4, 2), ValueError, "num_branches must be an integer >= 1"),
-    (lambda: fixup_scale(4, 1), ValueError, r"branch_depth must be an integer >= 2 \(Fixup's scale"),
-    (lambda: fixup_scale(4, 0), ValueError, "branch_depth must be an integer >= 2"),
-    (lambda: fixup_scale(4.0, 2), TypeError, "num_branches must be an integer"),
-    (lambda: fixup_scale(4, True), TypeError, "branch_depth must be an integer"),
-    (lambda: fixup_branch_init(10, 1), ValueError, "branch_depth must be an integer >= 2"),
-    (lambda: fixup_branch_init(10, 2, mode="fan_avg"), ValueError, "mode must be one of"),
-    (lambda: tfixup_encoder_scale(0), ValueError, "num_layers must be an integer >= 1, got 0"),
-    (lambda: tfixup_decoder_scale(-6), ValueError, "num_layers must be an integer >= 1"),
-    (lambda: tfixup_encoder_init(0), ValueError, "num_layers must be an integer >= 1"),
-    (lambda: tfixup_embedding_std(0), ValueError, "d_model must be an integer >= 1"),
-    (lambda: tfixup_embedding_init(0, 6), ValueError, "d_model must be an integer >= 1"),
-    (lambda: tfixup_embedding_init(64, 0), ValueError, "num_layers must be an integer >= 1"),
+    (lambda: flaxinit.fixup_scale(0, 2), ValueError, "num_branches must be an integer >= 1, got 0"),
+    (lambda: flaxinit.fixup_scale(-4, 2), ValueError, "num_branches must be an integer >= 1"),
+    (lambda: flaxinit.fixup_scale(4, 1), ValueError, r"branch_depth must be an integer >= 2 \(Fixup's scale"),
+    (lambda: flaxinit.fixup_scale(4, 0), ValueError, "branch_depth must be an integer >= 2"),
+    (lambda: flaxinit.fixup_scale(4.0, 2), TypeError, "num_branches must be an integer"),
+    (lambda: flaxinit.fixup_scale(4, True), TypeError, "branch_depth must be an integer"),
+    (lambda: flaxinit.fixup_branch_init(10, 1), ValueError, "branch_depth must be an integer >= 2"),
+    (lambda: flaxinit.fixup_branch_init(10, 2, mode="fan_avg"), ValueError, "mode must be one of"),
+    (lambda: flaxinit.tfixup_encoder_scale(0), ValueError, "num_layers must be an integer >= 1, got 0"),
+    (lambda: flaxinit.tfixup_decoder_scale(-6), ValueError, "num_layers must be an integer >= 1"),
+    (lambda: flaxinit.tfixup_encoder_init(0), ValueError, "num_layers must be an integer >= 1"),
+    (lambda: flaxinit.tfixup_embedding_std(0), ValueError, "d_model must be an integer >= 1"),
+    (lambda: flaxinit.tfixup_embedding_init(0, 6), ValueError, "d_model must be an integer >= 1"),
+    (lambda: flaxinit.tfixup_embedding_init(64, 0), ValueError, "num_layers must be an integer >= 1"),
     (lambda: L.FixupBlock(8, num_branches=0), ValueError, "num_branches must be an integer >= 1"),
     (lambda: L.FixupBlock(8, 10, branch_depth=1), ValueError, "branch_depth must be an integer >= 2"),
     (lambda: N.FixupBlock(8, 10, 1, rngs=RNGS), ValueError, "branch_depth must be an integer >= 2"),
