@@ -72,9 +72,9 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
+import _common
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,7 +93,6 @@ CONTROL = "glorot_uniform (A/A)"
 DTYPE = jnp.float32
 
 NAME = "bench_init"
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def initializers() -> list[tuple[str, Callable[..., jax.Array], str]]:
@@ -276,28 +275,23 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(line(cells))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=None, help="samples per initializer (default 7, --quick 3)")
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and shorter blocks, for a smoke run")
-    parser.add_argument(
-        "--block", type=float, default=None, help="target seconds per timed block (default 0.15, --quick 0.05)"
-    )
-    parser.add_argument(
-        "--json", metavar="PATH", default=None, help=f"write the run here (default benchmarks/results/{NAME}.json)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the interleaving order")
-    opts = parser.parse_args(argv)
-    repeats = opts.repeats if opts.repeats is not None else (3 if opts.quick else 7)
-    block = opts.block if opts.block is not None else (0.05 if opts.quick else 0.15)
-    if repeats < 1 or block <= 0:
-        parser.error("--repeats must be >= 1 and --block > 0")
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = _common.parser(NAME, __doc__, default_repeats=7, quick_repeats=3)
+    p.add_argument("--block", type=float, default=None, help="seconds per timed block (default 0.15, --quick 0.05)")
+    opts = _common.parse(p, argv)
+    opts.block = opts.block if opts.block is not None else (0.05 if opts.quick else 0.15)
+    if opts.block <= 0:
+        p.error("--block must be > 0")
+    return opts
 
+
+def describe(opts: argparse.Namespace) -> dict[str, Any]:
+    """The run's metadata (machine included), printed as a header."""
     meta = {
         **tooling.machine(),
         "flaxinit": flaxinit.__version__,
-        "repeats": repeats,
-        "block_s": block,
+        "repeats": opts.repeats,
+        "block_s": opts.block,
         "quick": opts.quick,
         "seed": opts.seed,
         "dtype": "float32",
@@ -309,42 +303,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"flaxinit {meta['flaxinit']} | jax {meta['jax']} | backend {meta['backend']} ({meta['device_kind']}) | "
         f"{meta['cpu_count']} CPUs | python {meta['python']}"
     )
-    print(f"repeats {repeats}, ~{block:g} s per timed block, samples interleaved in a seeded random order")
+    print(f"repeats {opts.repeats}, ~{opts.block:g} s per timed block, samples interleaved in a seeded random order")
     print(f"baseline: {meta['baseline']} on the same shapes, same run")
-    print(f"TARGET: {meta['target']}")
-    print()
+    print(f"TARGET: {meta['target']}\n")
+    return meta
 
-    entries = initializers()
-    rows: list[dict[str, Any]] = []
-    start = time.perf_counter()
-    seed = opts.seed
-    for case in CASES:
-        for mode in MODES:
-            rows += run_case_mode(case, mode, entries, repeats, block, seed)
-            seed += 1
-    elapsed = time.perf_counter() - start
 
-    print_table(rows)
-    print()
+def judge(rows: list[dict[str, Any]]) -> None:
+    """The noise floor, then every row that misses the target (and whether the miss is beyond the noise)."""
     control = ", ".join(f"{r['case']}/{r['mode']} {r['ratio']:.3f}x" for r in rows if r["kind"] == "control")
     print(f"noise floor, A/A control ratios (ideal 1.000x): {control}")
     slow = [r for r in rows if r["kind"] == "uniform" and not r["meets_target"]]
-    if slow:
-        print(f"TARGET MISSED by {len(slow)} row(s):")
-        for r in slow:
-            verdict = "within the A/A noise floor: rerun" if check_mark(r) == "SLOW?" else "beyond the noise floor"
-            print(
-                f"  {r['scheme']} {r['case']}/{r['mode']}: {r['ratio']:.3f}x "
-                f"(med/med {r['ratio_of_medians']:.3f}x; {verdict})"
-            )
-    else:
+    if not slow:
         print(f"TARGET MET: every uniform scheme within {TARGET}x of glorot_uniform in every case and mode")
-    print(f"benchmark time: {elapsed:.1f} s")
+        return
+    print(f"TARGET MISSED by {len(slow)} row(s):")
+    for r in slow:
+        verdict = "within the A/A noise floor: rerun" if check_mark(r) == "SLOW?" else "beyond the noise floor"
+        ratios = f"{r['ratio']:.3f}x (med/med {r['ratio_of_medians']:.3f}x; {verdict})"
+        print(f"  {r['scheme']} {r['case']}/{r['mode']}: {ratios}")
 
-    meta["elapsed_s"] = elapsed
-    out = opts.json or RESULTS / f"{NAME}{'.quick' if opts.quick else ''}.json"
-    tooling.write_json(out, {"benchmark": NAME, "meta": meta, "results": rows})
-    print(f"results written to {out}")
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    meta = describe(opts)
+    entries = initializers()
+    rows: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    for i, (case, mode) in enumerate((c, m) for c in CASES for m in MODES):
+        rows += run_case_mode(case, mode, entries, opts.repeats, opts.block, opts.seed + i)
+    meta["elapsed_s"] = time.perf_counter() - start
+    print_table(rows)
+    print()
+    judge(rows)
+    print(f"benchmark time: {meta['elapsed_s']:.1f} s")
+    _common.store(opts, {"meta": meta, "results": rows})
     return 0
 
 

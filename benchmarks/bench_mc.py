@@ -14,7 +14,7 @@ input, so each iteration draws ``n`` weights ``U(-b, b)`` and the statistic is
 rate below is in samples per second. For each ``n`` in the article's sizes
 (1, 5, 25, 100, 300, 1000), in one process, on JAX's default device:
 
-* ``engine``: the package under test. ``[task] = mc._protocols.standard_tasks(key, [n],
+* ``engine``: the package under test. ``[task] = mc.standard_tasks(key, [n],
   iterations, flaxinit.xavier_standard())`` (the Task behind ``mc.standard_test``); one
   ``task.run()`` compiles it, then each timed ``task.run()`` is a complete Monte Carlo run
   of ``iterations`` iterations: per-iteration ``fold_in`` keys, the initializer called once
@@ -94,9 +94,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
+import _common
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -105,7 +105,6 @@ import flaxinit
 import mc
 from flaxinit import tooling
 from flaxinit.magnitude import expected_abs_sum
-from mc._protocols import standard_tasks
 
 SIZES = (1, 5, 25, 100, 300, 1000)
 METHODS = ("engine", "limit", "limit (A/A)", "numpy64", "numpy32", "python")
@@ -142,7 +141,6 @@ print(json.dumps({"maxrss_kib": maxrss, "vmhwm_kib": hwm, "startup_s": t1 - t0, 
 """
 
 NAME = "bench_mc"
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def iterations_for(n: int, samples: int) -> int:
@@ -161,7 +159,7 @@ def pow2_rows(n: int, chunk_samples: int, iterations: int) -> int:
 
 
 def make_engine(n: int, iterations: int, seed: int) -> Callable[[], float]:
-    [task] = standard_tasks(jax.random.key(seed), [n], iterations, INIT)
+    [task] = mc.standard_tasks(jax.random.key(seed), [n], iterations, INIT)
 
     def engine() -> float:
         return task.run().mean
@@ -392,36 +390,32 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         print(line(cells).rstrip())
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per (n, method) (default 5, --quick 3)")
-    parser.add_argument("--quick", action="store_true", help="fewer samples and repeats, for a smoke run")
-    parser.add_argument(
-        "--samples", type=int, default=None, help="samples per n, JAX and NumPy methods (default 2**25, --quick 2**24)"
-    )
-    parser.add_argument(
-        "--python-samples", type=int, default=None, help="samples per n, pure Python (default 2**21, --quick 2**19)"
-    )
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    parser.add_argument(
-        "--json", metavar="PATH", default=None, help=f"write the run here (default benchmarks/results/{NAME}.json)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the keys, the generators and the interleaving")
-    opts = parser.parse_args(argv)
-    repeats = opts.repeats if opts.repeats is not None else (3 if opts.quick else 5)
-    samples = opts.samples if opts.samples is not None else (2**24 if opts.quick else 2**25)
-    py_samples = opts.python_samples if opts.python_samples is not None else (2**19 if opts.quick else 2**21)
-    if repeats < 1 or samples < 1 or py_samples < 1:
-        parser.error("--repeats, --samples and --python-samples must be >= 1")
+# --- the run: parse, measure, report -------------------------------------------------------------
 
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = _common.parser(NAME, __doc__, default_repeats=5, quick_repeats=3)
+    p.add_argument("--samples", type=int, help="samples per n, JAX and NumPy methods (default 2**25, --quick 2**24)")
+    p.add_argument("--python-samples", type=int, help="samples per n, pure Python (default 2**21, --quick 2**19)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    opts = _common.parse(p, argv)
+    opts.samples = opts.samples if opts.samples is not None else (2**24 if opts.quick else 2**25)
+    opts.python_samples = opts.python_samples if opts.python_samples is not None else (2**19 if opts.quick else 2**21)
+    if opts.samples < 1 or opts.python_samples < 1:
+        p.error("--samples and --python-samples must be >= 1")
+    return opts
+
+
+def describe(opts: argparse.Namespace) -> dict[str, Any]:
+    """The run's metadata (machine included), printed as a header."""
     meta = {
         **tooling.machine(),
         "flaxinit": flaxinit.__version__,
         "prng_impl": str(jax.config.jax_default_prng_impl),
         "loadavg_start": os.getloadavg(),
-        "repeats": repeats,
-        "samples": samples,
-        "python_samples": py_samples,
+        "repeats": opts.repeats,
+        "samples": opts.samples,
+        "python_samples": opts.python_samples,
         "quick": opts.quick,
         "seed": opts.seed,
         "test": "standard test, all-ones input, mean of |sum of n weights|, xavier_standard b = 1/sqrt(n)",
@@ -433,106 +427,97 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{meta['cpu_count']} CPUs | numpy {meta['numpy']} | python {meta['python']} | "
         f"load average {meta['loadavg_start'][0]:.2f}"
     )
+    print(f"standard test (all-ones input, mean |sum of n U(-b, b)|, b = 1/sqrt(n)); PRNG {meta['prng_impl']}")
     print(
-        f"standard test (all-ones input, mean |sum of n U(-b, b)|, b = 1/sqrt(n)); a sample = one U(-b, b) draw; "
-        f"PRNG {meta['prng_impl']}"
+        f"~{opts.samples / 1e6:.0f}M samples per n for engine/limit/numpy, ~{opts.python_samples / 1e6:.1f}M for "
+        f"pure Python; {opts.repeats} repeats, interleaved in a seeded random order"
     )
-    print(
-        f"~{samples / 1e6:.0f}M samples per n for engine/limit/numpy (same count for each), ~{py_samples / 1e6:.1f}M "
-        f"for pure Python (rates compare fine); {repeats} repeats, interleaved in a seeded random order"
-    )
-    print("numpy64: default_rng (PCG64), float64; numpy32: the same generator, float32 draws and sums")
     print(
         "TARGETS: engine >= 0.8x limit, >= 3x numpy64, >= 25x python (per n and all sizes); "
-        f"peak memory 10**7 vs 10**5 iterations within {round(100 * (MEMORY_TARGET - 1))}%"
+        f"peak memory 10**7 vs 10**5 iterations within {round(100 * (MEMORY_TARGET - 1))}%\n"
     )
-    print()
+    return meta
 
-    start = time.perf_counter()
+
+def measure_sizes(opts: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every size's timings and summary, and their aggregate over all sizes."""
     rows = []
     for n in SIZES:
-        row = run_size(n, samples, py_samples, repeats, opts.seed)
-        row["summary"] = summarize(row["samples"], row["times_s"], row["cpu_times_s"], repeats)
+        row = run_size(n, opts.samples, opts.python_samples, opts.repeats, opts.seed)
+        row["summary"] = summarize(row["samples"], row["times_s"], row["cpu_times_s"], opts.repeats)
         rows.append(row)
-        s = row["summary"]
-        print(
-            f"  n={n}: engine {fmt_rate(s['rate']['engine'])}M/s, limit {fmt_rate(s['rate']['limit'])}M/s, "
-            f"numpy64 {fmt_rate(s['rate']['numpy64'])}M/s, python {fmt_rate(s['rate']['python'])}M/s",
-            flush=True,
-        )
+        rate = row["summary"]["rate"]
+        print("  " + ", ".join(f"{m} {fmt_rate(rate[m])}M/s" for m in ("engine", "limit", "numpy64", "python")))
     total_samples = {m: sum(r["samples"][m] for r in rows) for m in METHODS}
     total_times, total_cpu = (
-        {m: [sum(r[key][m][i] for r in rows) for i in range(repeats)] for m in METHODS}
+        {m: [sum(r[key][m][i] for r in rows) for i in range(opts.repeats)] for m in METHODS}
         for key in ("times_s", "cpu_times_s")
     )
     aggregate = {"n": "all sizes", "samples": total_samples, "times_s": total_times, "cpu_times_s": total_cpu}
-    aggregate["summary"] = summarize(total_samples, total_times, total_cpu, repeats)
-    timing_elapsed = time.perf_counter() - start
+    aggregate["summary"] = summarize(total_samples, total_times, total_cpu, opts.repeats)
+    return rows, aggregate
+
+
+def print_diagnostics(rows: list[dict[str, Any]], aggregate: dict[str, Any]) -> None:
+    """The table, then the checks that say how far to trust it."""
     print()
     print_table([*rows, aggregate])
     print()
-    zs = {m: max(abs(r["z"][m]) for r in rows) for m in METHODS}
-    z_text = ", ".join(f"{m} {z:.1f}" for m, z in zs.items())
-    print(f"sanity, max |z| over n of each method's mean vs the exact b g(n): {z_text}")
+    zs = ", ".join(f"{m} {max(abs(r['z'][m]) for r in rows):.1f}" for m in METHODS)
+    print(f"sanity, max |z| over n of each method's mean vs the exact b g(n): {zs}")
     print("A/A (limit vs its copy, ideal 1.00): " + ", ".join(f"n={r['n']} {r['summary']['aa']:.2f}" for r in rows))
     cpu_text = ", ".join(f"n={r['n']} {r['summary']['cpu_ratio']['limit']:.2f}x" for r in rows)
-    cpu_text += f", all sizes {aggregate['summary']['cpu_ratio']['limit']:.2f}x"
-    print(f"eng/limit by CPU time of this process (less sensitive to other load): {cpu_text}")
+    print(f"eng/limit by CPU time: {cpu_text}, all sizes {aggregate['summary']['cpu_ratio']['limit']:.2f}x")
     limit_np = ", ".join(f"n={r['n']} {s['limit'] / s['numpy64']:.2f}x" for r in rows if (s := r["summary"]["rate"]))
     print(f"for scale, limit / numpy64 rate (the engine/numpy64 ceiling): {limit_np}")
     spreads = max(max(r["summary"]["spread"].values()) for r in rows)
     print(f"largest spread (max - min) / median of a row's times: {100 * spreads:.0f}%")
 
-    memory = []
-    mem_ratio = None
-    if not opts.no_memory:
-        print()
-        print(f"peak memory of mc.standard_test at n={MEMORY_N}, each in a fresh subprocess (VmHWM, MiB):")
-        for iterations in (0, *MEMORY_ITERATIONS):
-            mem = measure_memory(iterations)
-            memory.append(mem)
-            label = "import + backend only" if iterations == 0 else f"{iterations:,} iterations"
-            rate = f", {iterations * MEMORY_N / mem['run_s'] / 1e6:.1f}M samples/s" if iterations else ""
-            print(f"  {label:>22}: {mem['vmhwm_kib'] / 1024:7.1f} MiB  (run {mem['run_s']:.1f} s{rate})")
-        small, large, base = (memory[i]["vmhwm_kib"] / 1024 for i in (1, 2, 0))
-        mem_ratio = large / small
-        print(
-            f"  ratio 10**7 / 10**5: {mem_ratio:.3f} ({large - small:+.1f} MiB); above import + backend: "
-            f"{small - base:.0f} MiB vs {large - base:.0f} MiB"
-        )
-        print("  (ru_maxrss is in the JSON but not used: a forked child inherits the parent's high-water mark)")
 
-    print()
-    all_rows = [*rows, aggregate]
-    met = True
+def measure_peak_memory() -> tuple[list[dict[str, Any]], float]:
+    """Peak memory of fresh processes: import only, then 10**5 and 10**7 iterations; the 10**7 / 10**5 ratio."""
+    print(f"\npeak memory of mc.standard_test at n={MEMORY_N}, each in a fresh subprocess (VmHWM, MiB):")
+    memory = []
+    for iterations in (0, *MEMORY_ITERATIONS):
+        mem = measure_memory(iterations)
+        memory.append(mem)
+        label = "import + backend only" if iterations == 0 else f"{iterations:,} iterations"
+        rate = f", {iterations * MEMORY_N / mem['run_s'] / 1e6:.1f}M samples/s" if iterations else ""
+        print(f"  {label:>22}: {mem['vmhwm_kib'] / 1024:7.1f} MiB  (run {mem['run_s']:.1f} s{rate})")
+    small, large = memory[1]["vmhwm_kib"], memory[2]["vmhwm_kib"]
+    print(f"  ratio 10**7 / 10**5: {large / small:.3f} (ru_maxrss is stored but not used: forks inherit it)")
+    return memory, large / small
+
+
+def judge(rows: list[dict[str, Any]], aggregate: dict[str, Any], mem_ratio: float | None) -> dict[str, Any]:
+    """Each target's verdict (met, and where it was missed), printed and returned for the JSON."""
     verdicts: dict[str, Any] = {}
     for m, target in TARGETS.items():
-        missed = [str(r["n"]) for r in all_rows if r["summary"]["ratio"][m] < target]
+        missed = [str(r["n"]) for r in [*rows, aggregate] if r["summary"]["ratio"][m] < target]
         agg = aggregate["summary"]["ratio"][m]
         verdicts[f"engine/{m} >= {target}x"] = {"met": not missed, "missed_at": missed, "all_sizes": agg}
-        if missed:
-            met = False
-            print(f"TARGET MISSED: engine >= {target}x {m} (all sizes {agg:.2f}x); missed at n = {', '.join(missed)}")
-        else:
-            print(f"TARGET MET: engine >= {target}x {m} at every n (all sizes {agg:.2f}x)")
+        where = f"; missed at n = {', '.join(missed)}" if missed else " at every n"
+        print(f"TARGET {'MISSED' if missed else 'MET'}: engine >= {target}x {m} (all sizes {agg:.2f}x){where}")
     if mem_ratio is not None:
-        verdicts[f"peak memory ratio <= {MEMORY_TARGET}"] = {"met": mem_ratio <= MEMORY_TARGET, "ratio": mem_ratio}
-        if mem_ratio <= MEMORY_TARGET:
-            print(f"TARGET MET: peak memory 10**7 vs 10**5 iterations {mem_ratio:.3f}x <= {MEMORY_TARGET}x")
-        else:
-            met = False
-            print(f"TARGET MISSED: peak memory 10**7 vs 10**5 iterations {mem_ratio:.3f}x > {MEMORY_TARGET}x")
-    print("ALL TARGETS MET" if met else "NOT ALL TARGETS MET (see the caveats in this file's docstring)")
-    elapsed = time.perf_counter() - start
-    print(f"benchmark time: {elapsed:.1f} s (timing {timing_elapsed:.1f} s); load average now {os.getloadavg()[0]:.2f}")
+        met = mem_ratio <= MEMORY_TARGET
+        verdicts[f"peak memory ratio <= {MEMORY_TARGET}"] = {"met": met, "ratio": mem_ratio}
+        print(f"TARGET {'MET' if met else 'MISSED'}: peak memory 10**7 vs 10**5 iterations {mem_ratio:.3f}x")
+    return verdicts
 
-    meta["loadavg_end"] = os.getloadavg()
-    meta["elapsed_s"] = elapsed
-    out = opts.json or RESULTS / f"{NAME}{'.quick' if opts.quick else ''}.json"
-    doc = {"benchmark": NAME, "meta": meta, "verdicts": verdicts, "sizes": rows, "all_sizes": aggregate}
-    doc["memory"] = memory
-    tooling.write_json(out, doc)
-    print(f"results written to {out}")
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(argv)
+    meta = describe(opts)
+    start = time.perf_counter()
+    rows, aggregate = measure_sizes(opts)
+    meta["timing_s"] = time.perf_counter() - start
+    print_diagnostics(rows, aggregate)
+    memory, mem_ratio = ([], None) if opts.no_memory else measure_peak_memory()
+    print()
+    verdicts = judge(rows, aggregate, mem_ratio)
+    meta.update(loadavg_end=os.getloadavg(), elapsed_s=time.perf_counter() - start)
+    print(f"benchmark time: {meta['elapsed_s']:.1f} s; load average now {meta['loadavg_end'][0]:.2f}")
+    _common.store(opts, {"meta": meta, "verdicts": verdicts, "sizes": rows, "all_sizes": aggregate, "memory": memory})
     return 0
 
 

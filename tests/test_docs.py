@@ -2,6 +2,7 @@
 every quoted figure is rendered from a stored file, and no committed output names a local path."""
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -119,3 +120,14 @@ def test_committed_outputs_name_no_local_paths():
         if path.suffix in (".json", ".md", ".ipynb", ".csv") and (match := LOCAL_PATH.search(path.read_text()))
     }
     assert not offenders
+
+
+def test_committed_json_is_strict():
+    """NaN and infinities are stored as null (flaxinit.tooling.write_json), so any JSON reader takes every file."""
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    for path in committed_outputs():
+        if path.suffix == ".json":
+            json.loads(path.read_text(), parse_constant=refuse)

@@ -2,7 +2,9 @@
 
 import gzip
 import json
+import re
 import struct
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -263,3 +265,49 @@ def test_cli_bad_arguments_exit_2_with_one_line(argv, message, capsys, tmp_path)
     assert _cli.main([*argv, "--out", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("python -m experiments: error:") and message in err
+
+
+# --- the residual and proxy-init demos as subcommands ---------------------------------------------
+
+RESULTS = Path(__file__).resolve().parents[1] / "experiments" / "results"
+
+
+def summary_format(text: str) -> set[str]:
+    """A summary's headings and table headers with every number masked: its format, not its values."""
+    masked = (re.sub(r"\d[\d.e+-]*", "0", line) for line in text.splitlines())
+    return {line for line in masked if line.startswith("#") or re.match(r"\| (init|arm|target step) \|", line)}
+
+
+def strict_json(path: Path) -> dict:
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.mark.parametrize("demo,folder", [("residual", "residual"), ("proxy-init", "proxy_init")])
+def test_demo_quick_run_reproduces_the_stored_summary_format(demo, folder, tmp_path):
+    """``--quick`` runs the whole pipeline (seconds) and writes the stored run's summary format."""
+    assert _cli.main([demo, "--quick", "--seeds", "3,4", "--out", str(tmp_path), "--quiet"]) == 0
+    results = strict_json(tmp_path / "results.json")
+    assert results.get("quick", True) and (results.get("machine") or results["environment"]["machine"])["cpu"]
+    stored = summary_format((RESULTS / folder / "summary.md").read_text())
+    written = summary_format((tmp_path / "summary.md").read_text())
+    assert written and written <= stored
+    assert "seeds" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["residual", "--full"], "--full do(es) not apply to residual"),
+        (["residual", "--epochs", "3"], "--epochs do(es) not apply"),
+        (["counting", "--steps", "100"], "--steps do(es) not apply to counting"),
+        (["proxy-init", "--quick", "--steps", "30"], "--steps must be a multiple of 25"),
+        (["proxy-init", "--noises", "-1"], "must be comma-separated numbers >= 0"),
+    ],
+)
+def test_demo_flags_that_do_not_apply_exit_2(argv, message, capsys):
+    assert _cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
