@@ -7,9 +7,19 @@ the rest). The run is written to ``benchmarks/results/bench_init.json`` (``--qui
 
 What it measures
 ----------------
-For every scheme in ``flaxinit.available()`` (built with ``flaxinit.get(name)``;
-``constant`` with ``value=0.5``), plus the ``method="article"`` variants of the two Letkeman
-schemes, the time to initialize two cases:
+The time to initialize two cases with every scheme:
+
+* the article's uniform schemes (``xavier_standard``, ``xavier_normalized``,
+  ``kaiming_uniform``, both Letkeman schemes exact and ``method="article"``), against
+  ``jax.nn.initializers.glorot_uniform`` (the ``uniform`` rows);
+* every scheme with a ``jax.nn.initializers`` name (``glorot_*``, ``he_*``, ``lecun_*``,
+  ``normal``, ``uniform``, ``truncated_normal``, ``orthogonal``, ``delta_orthogonal``),
+  against jax's function of that name (the ``jax-pair`` rows; the orthogonal ones on the conv
+  stack only: a QR of a 4096x4096 matrix is seconds of work for both sides);
+* the rest (``kaiming_normal``, ``constant``, ``identity``, ``sparse``, ``dirac``) against
+  ``glorot_uniform``, for scale only (``reference``);
+
+on two cases:
 
 * ``dense``: one 4096x4096 float32 kernel;
 * ``conv``: a small float32 conv stack, kernels (3,3,3,32), (3,3,32,64), (3,3,64,64), (3,3,64,128);
@@ -25,8 +35,8 @@ in two modes:
   absorbs), plus jax's op-by-op dispatch. For the dense kernel that work is negligible next to
   drawing 16.8M numbers; for the conv stack it is most of the time.
 
-The baseline, ``jax.nn.initializers.glorot_uniform()``, runs on the same shapes in the same
-run, interleaved with the candidates: each repeat times every initializer once, in a fresh
+Each baseline runs on the same shapes in the same run, interleaved with the candidates: each
+repeat times every initializer once, in a fresh
 (seeded) random order, so drifts in machine load hit the baseline and the candidates alike.
 A timed block calls one initializer enough times to last about ``--block`` seconds (the count
 is set once per case and mode from the baseline, and is the same for every initializer), and
@@ -36,8 +46,9 @@ reported time is the median over ``--repeats`` samples.
 How to read it
 --------------
 ``median`` is the scheme's median time per call (per case: all its kernels). ``ratio`` is its
-cost relative to ``glorot_uniform`` in the same case and mode: the median, over repeats, of the
-scheme's sample divided by the baseline's sample from the same repeat (taken seconds apart, so
+cost relative to its baseline (``glorot_uniform``, or jax's function of the same name) in the
+same case and mode: the median, over repeats, of the scheme's sample divided by the
+baseline's sample from the same repeat (taken seconds apart, so
 a burst of load from other processes mostly hits both or neither). 1.00 means the same cost,
 1.25 means 25% slower. ``med/med`` is the plain ratio of the two medians; on a quiet machine it
 agrees with ``ratio``, and where they differ a lot the run was noisy. ``spread`` is
@@ -45,12 +56,11 @@ agrees with ``ratio``, and where they differ a lot the run was noisy. ``spread``
 
 Target: ratio <= 1.1x for every uniform scheme (``xavier_standard``, ``xavier_normalized``,
 ``kaiming_uniform``, ``letkeman_standard`` and ``letkeman_normalized``, exact (the default) and
-article alike), in every case and mode. Each of them draws U(-1, 1) once and multiplies by a
-Python-float bound, the same work as ``glorot_uniform``, so a ratio above 1.1 that repeats
-across runs points at overhead in flaxinit; the ``check`` column marks those rows ``SLOW``
-(``SLOW?`` when the miss is no larger than the A/A control's distance from 1.00).
-``kaiming_normal``, ``zeros``, ``ones`` and ``constant`` are shown for reference only (a normal
-draw costs more than a uniform one, a constant less): no target. The ``glorot_uniform (A/A)``
+article alike), in every case and mode, and for every jax-named scheme against jax's, jitted.
+Each does the same work as its baseline (one draw times a scale), so a ratio above 1.1 that
+repeats across runs points at overhead in flaxinit; the ``check`` column marks those rows
+``SLOW`` (``SLOW?`` when the miss is no larger than the A/A control's distance from 1.00).
+The ``reference`` rows have no target. The ``glorot_uniform (A/A)``
 row is a second, separately built copy of the baseline: its distance from 1.00 is the noise
 floor of the run, and a ratio within that distance of 1.1 is not conclusive; rerun, or raise
 ``--repeats`` / ``--block``.
@@ -72,7 +82,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import _common
 import jax
@@ -90,29 +100,52 @@ MODES = ("jit", "eager")
 TARGET = 1.1
 BASELINE = "glorot_uniform"
 CONTROL = "glorot_uniform (A/A)"
+#: Schemes named as in jax.nn.initializers: each is timed against jax's function of that name.
+JAX_PAIRS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
+             "normal", "uniform", "truncated_normal", "orthogonal", "delta_orthogonal")  # fmt: skip
 DTYPE = jnp.float32
 
 NAME = "bench_init"
 
 
-def initializers() -> list[tuple[str, Callable[..., jax.Array], str]]:
-    """(label, init, kind) for the baseline, the A/A control and every scheme.
+class Entry(NamedTuple):
+    """One timed initializer: its label, the init, its kind, the label of the baseline its ratio is to."""
 
-    kind is "baseline", "control", "uniform" (held to the target) or "reference".
+    label: str
+    init: Callable[..., jax.Array]
+    kind: str  # "baseline", "control", "uniform", "jax-pair" or "reference"
+    baseline: str
+    cases: tuple[str, ...] = tuple(CASES)
+
+
+def initializers() -> list[Entry]:
+    """Every timed initializer.
+
+    ``uniform``: the article's uniform schemes, against ``glorot_uniform`` (held to the target in
+    every case and mode). ``jax-pair``: each scheme with a ``jax.nn.initializers`` name, against
+    jax's function of that name on the same shapes (held to the target jitted). ``reference``: the
+    rest, against ``glorot_uniform``, for scale. ``control``: a second copy of the baseline.
     """
-    out: list[tuple[str, Callable[..., jax.Array], str]] = [
-        (BASELINE, jax.nn.initializers.glorot_uniform(), "baseline"),
-        (CONTROL, jax.nn.initializers.glorot_uniform(), "control"),
+    out = [
+        Entry(BASELINE, jax.nn.initializers.glorot_uniform(), "baseline", BASELINE),
+        Entry(CONTROL, jax.nn.initializers.glorot_uniform(), "control", BASELINE),
     ]
-    for name in flaxinit.available():
-        init = flaxinit.get(name, **({"value": 0.5} if name == "constant" else {}))
-        kind = "uniform" if isinstance(init, flaxinit.UniformScheme) else "reference"
+    for name in ("xavier_standard", "xavier_normalized", "kaiming_uniform", "letkeman_standard", "letkeman_normalized"):
+        init = flaxinit.get(name)
         if name.startswith("letkeman"):
-            out.append((f"{name}[{init.method}]", init, kind))
-            article = flaxinit.get(name, method="article")
-            out.append((f"{name}[article]", article, kind))
+            out.append(Entry(f"{name}[exact]", init, "uniform", BASELINE))
+            out.append(Entry(f"{name}[article]", flaxinit.get(name, method="article"), "uniform", BASELINE))
         else:
-            out.append((name, init, kind))
+            out.append(Entry(name, init, "uniform", BASELINE))
+    for name in JAX_PAIRS:
+        cases = ("conv",) if name in ("orthogonal", "delta_orthogonal") else tuple(CASES)  # QR of 4096^2: too slow
+        out.append(Entry(f"jax.{name}", getattr(jax.nn.initializers, name)(), "baseline", f"jax.{name}", cases))
+        out.append(Entry(f"flaxinit.{name}", getattr(flaxinit, name)(), "jax-pair", f"jax.{name}", cases))
+    references = {"kaiming_normal": None, "constant": ("value", 0.5), "identity": None, "sparse": None, "dirac": None}
+    for name, argument in references.items():
+        init = flaxinit.get(name, **dict([argument] if argument else []))
+        cases = {"identity": ("dense",), "sparse": ("dense",), "dirac": ("conv",)}.get(name, tuple(CASES))
+        out.append(Entry(name, init, "reference", BASELINE, cases))
     return out
 
 
@@ -186,44 +219,45 @@ def calibrate(fn: Callable[[Any], Any], args: Sequence[Any], per_call: float, bl
     return max(1, math.ceil(block / max(best, 1e-9)))
 
 
-def run_case_mode(case: str, mode: str, entries, repeats: int, block: float, seed: int) -> list[dict[str, Any]]:
+def run_case_mode(case: str, mode: str, entries: list[Entry], repeats: int, block: float, seed: int) -> list[dict]:
     shapes = CASES[case]
     args = make_args(mode, len(shapes))
-    runners = [(label, make_runner(init, shapes, mode), kind) for label, init, kind in entries]
-    warm = [warm_up(fn, args, mode) for _, fn, _ in runners]
-    reps = calibrate(runners[0][1], args, warm[0], block)
-    samples: dict[str, list[float]] = {label: [] for label, _, _ in runners}
+    entries = [e for e in entries if case in e.cases]
+    runners = {e.label: make_runner(e.init, shapes, mode) for e in entries}
+    warm = {label: warm_up(fn, args, mode) for label, fn in runners.items()}
+    reps = calibrate(runners[BASELINE], args, warm[BASELINE], block)
+    samples: dict[str, list[float]] = {label: [] for label in runners}
     rng = np.random.default_rng(seed)
     for _ in range(repeats):
-        for i in rng.permutation(len(runners)):
-            label, fn, _ = runners[i]
-            samples[label].append(time_block(fn, args, reps))
-    base = samples[BASELINE]
-    base_median = statistics.median(base)
-    noise = abs(statistics.median(c / b for c, b in zip(samples[CONTROL], base, strict=True)) - 1.0)
-    rows = []
-    for label, _, kind in runners:
-        times = samples[label]
-        median = statistics.median(times)
-        ratio = statistics.median(t / b for t, b in zip(times, base, strict=True))
-        rows.append(
-            {
-                "scheme": label,
-                "kind": kind,
-                "case": case,
-                "mode": mode,
-                "shapes": [list(s) for s in shapes],
-                "reps_per_sample": reps,
-                "samples_s": times,
-                "median_s": median,
-                "spread": (max(times) - min(times)) / median,
-                "ratio": ratio,
-                "ratio_of_medians": median / base_median,
-                "noise": noise,
-                "meets_target": (ratio <= TARGET) if kind == "uniform" else None,
-            }
-        )
-    return rows
+        for i in rng.permutation(len(entries)):
+            label = entries[i].label
+            samples[label].append(time_block(runners[label], args, reps))
+    noise = abs(statistics.median(c / b for c, b in zip(samples[CONTROL], samples[BASELINE], strict=True)) - 1.0)
+    return [_row(e, samples, case, mode, shapes, reps, noise) for e in entries]
+
+
+def _row(e: Entry, samples, case, mode, shapes, reps, noise) -> dict[str, Any]:
+    """One initializer's summary: its median time and its ratio to its own baseline, repeat by repeat."""
+    times, base = samples[e.label], samples[e.baseline]
+    median = statistics.median(times)
+    ratio = statistics.median(t / b for t, b in zip(times, base, strict=True))
+    held = e.kind == "uniform" or (e.kind == "jax-pair" and mode == "jit")
+    return {
+        "scheme": e.label,
+        "kind": e.kind,
+        "baseline": e.baseline,
+        "case": case,
+        "mode": mode,
+        "shapes": [list(s) for s in shapes],
+        "reps_per_sample": reps,
+        "samples_s": times,
+        "median_s": median,
+        "spread": (max(times) - min(times)) / median,
+        "ratio": ratio,
+        "ratio_of_medians": median / statistics.median(base),
+        "noise": noise,
+        "meets_target": (ratio <= TARGET) if held else None,
+    }
 
 
 def fmt_time(seconds: float) -> str:
@@ -236,11 +270,11 @@ def fmt_time(seconds: float) -> str:
 
 def check_mark(row: dict[str, Any]) -> str:
     """ok / SLOW for uniform schemes; SLOW? where the miss is within the A/A noise floor."""
-    if row["kind"] == "uniform":
+    if row["meets_target"] is not None:
         if row["meets_target"]:
             return "ok"
         return "SLOW?" if row["ratio"] - TARGET <= row["noise"] else "SLOW"
-    return {"baseline": "baseline", "control": "A/A", "reference": "-"}[row["kind"]]
+    return {"baseline": "baseline", "control": "A/A"}.get(row["kind"], "-")
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -297,7 +331,8 @@ def describe(opts: argparse.Namespace) -> dict[str, Any]:
         "dtype": "float32",
         "baseline": "jax.nn.initializers.glorot_uniform()",
         "target_ratio": TARGET,
-        "target": f"ratio <= {TARGET}x for every uniform scheme (exact Letkeman included), every case and mode",
+        "target": f"ratio <= {TARGET}x for every uniform scheme (exact Letkeman included) against glorot_uniform, "
+        f"every case and mode; for every jax-named scheme against jax's function of that name, jitted",
     }
     print(
         f"flaxinit {meta['flaxinit']} | jax {meta['jax']} | backend {meta['backend']} ({meta['device_kind']}) | "
@@ -313,9 +348,10 @@ def judge(rows: list[dict[str, Any]]) -> None:
     """The noise floor, then every row that misses the target (and whether the miss is beyond the noise)."""
     control = ", ".join(f"{r['case']}/{r['mode']} {r['ratio']:.3f}x" for r in rows if r["kind"] == "control")
     print(f"noise floor, A/A control ratios (ideal 1.000x): {control}")
-    slow = [r for r in rows if r["kind"] == "uniform" and not r["meets_target"]]
+    slow = [r for r in rows if r["meets_target"] is False]
     if not slow:
-        print(f"TARGET MET: every uniform scheme within {TARGET}x of glorot_uniform in every case and mode")
+        print(f"TARGET MET: every uniform scheme within {TARGET}x of glorot_uniform in every case and mode, "
+              f"every jax-named scheme within {TARGET}x of jax's, jitted")  # fmt: skip
         return
     print(f"TARGET MISSED by {len(slow)} row(s):")
     for r in slow:

@@ -101,6 +101,12 @@ def bench_init() -> str:
             control = next(r["ratio"] for r in group if r["kind"] == "control")
             met = "met" if all(r["meets_target"] for r in group if r["kind"] == "uniform") else "**missed**"
             lines.append(f"| {case} | {mode} | {_ratio_range(uniform)} | {control:.2f}x | {met} |")
+    pairs = [r for r in rows if r["kind"] == "jax-pair" and r["mode"] == "jit"]
+    if pairs:
+        lines += ["", "| scheme, jitted | against jax's function of the same name: dense | conv |", "|---|---|---|"]
+        for name in dict.fromkeys(r["scheme"] for r in pairs):
+            ratio = {r["case"]: f"{r['ratio']:.2f}x" for r in pairs if r["scheme"] == name}
+            lines.append(f"| `{name}` | {ratio.get('dense', '—')} | {ratio.get('conv', '—')} |")
     return "\n".join([*lines, "", f"{meta['repeats']} repeats. {machine_line(meta)}"])
 
 
@@ -148,6 +154,48 @@ def bench_study() -> str:
     return "\n".join([*lines, "", f"Median of {doc['repeats']} timed runs each. {machine_line(doc['machine'])}"])
 
 
+TORCH_GAINS = {"linear": "1", "relu": "√2 = 1.4142", "leaky_relu": "√(2/(1+0.01²)) = 1.4141", "tanh": "5/3 = 1.6667",
+               "sigmoid": "1", "selu": "3/4 = 0.75"}  # fmt: skip
+
+
+def gain_table() -> str:
+    """flaxinit.gain of the common activations, forward and backward, beside PyTorch's calculate_gain."""
+    import flaxinit
+
+    names = ("linear", "relu", "leaky_relu", "tanh", "sigmoid", "selu", "gelu", "silu", "elu", "softplus", "mish")
+    lines = ["| activation | forward gain | backward gain | PyTorch `calculate_gain` |", "|---|---|---|---|"]
+    for name in names:
+        forward, backward = (flaxinit.gain(name, mode) for mode in ("forward", "backward"))
+        lines.append(f"| `{name}` | {forward:.4f} | {backward:.4f} | {TORCH_GAINS.get(name, 'raises')} |")
+    lines.append(
+        "| `gelu` exact (`approximate=False`) | "
+        f"{flaxinit.gain('gelu', approximate=False):.4f} | {flaxinit.gain('gelu', 'backward', approximate=False):.4f} "
+        "| raises |"
+    )
+    return "\n".join(lines)
+
+
+def einsum_table() -> str:
+    """Fans of common einsum kernels by the equation and by jax's default axis rules."""
+    import flaxinit
+
+    cases = [
+        ("attention query/key/value", "btd,dnh->btnh", (512, 8, 64)),
+        ("attention output", "btnh,nhd->btd", (8, 64, 512)),
+        ("dense", "bd,df->bf", (512, 2048)),
+        ("per-head (batch n)", "bnd,ndh->bnh", (8, 512, 64)),
+    ]
+    lines = [
+        "| kernel | equation | shape | fans by `einsum=` | fans by default axes | default / right std (fan-in) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, equation, shape in cases:
+        right, default = flaxinit.compute_fans(shape, einsum=equation), flaxinit.compute_fans(shape)
+        ratio = (right[0] / default[0]) ** 0.5
+        lines.append(f"| {label} | `{equation}` | {shape} | {right} | {default} | {ratio:.4f} |")
+    return "\n".join(lines)
+
+
 def include(path: str) -> str:
     """A stored markdown output below its title, headings moved down two levels."""
     text = load(path)
@@ -159,6 +207,8 @@ BLOCKS: dict[str, Callable[..., str]] = {
     "bench_init": bench_init,
     "bench_mc": bench_mc,
     "bench_study": bench_study,
+    "einsum_table": einsum_table,
+    "gain_table": gain_table,
     "include": include,
 }
 

@@ -72,9 +72,9 @@ def _seeds(text: str) -> list[int]:  # an argparse type
 
 
 RESULTS = Path("experiments") / "results"
-DEMOS = ("residual", "proxy-init")  # stand-alone demos, each with its own results folder
+DEMOS = ("residual", "proxy-init", "gain-depth")  # stand-alone demos, each with its own results folder
 #: Where each demo writes by default; ``--quick`` runs go under ``RESULTS / "quick"``.
-DEMO_FOLDERS = {"residual": "residual", "proxy-init": "proxy_init"}
+DEMO_FOLDERS = {"residual": "residual", "proxy-init": "proxy_init", "gain-depth": "gain_depth"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,13 +251,15 @@ def _device_count(machine_info: dict[str, Any]) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """``residual`` or ``proxy-init``: run, then write ``results.json`` and ``summary.md``."""
-    from experiments import proxy_init, residual
+    """``residual``, ``proxy-init`` or ``gain-depth``: run, then write ``results.json`` and ``summary.md``."""
+    from experiments import gain_depth, proxy_init, residual
 
     folder = args.out or (RESULTS / "quick" if args.quick else RESULTS) / DEMO_FOLDERS[args.target]
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     if args.target == "residual":
         results, markdown = residual.run(args.quick, args.seeds, log), residual.markdown
+    elif args.target == "gain-depth":
+        results, markdown = gain_depth.run(args.quick, args.seeds, log), gain_depth.markdown
     else:
         cfg = proxy_init.config(args.quick, args.seeds, steps=args.steps, proxy_steps=args.proxy_steps)
         cfg = dataclasses.replace(cfg, noises=args.noises) if args.noises else cfg

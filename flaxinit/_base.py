@@ -1,24 +1,32 @@
-"""Base classes: an initializer is a frozen, hashable config with a ``__call__``.
+"""Initializers: frozen, hashable configs with a ``__call__``; the one type behind every fan-based scheme.
 
-Every factory in :mod:`flaxinit` returns an instance of a subclass of
-:class:`Initializer`. Instances satisfy ``jax.nn.initializers.Initializer``
-(``init(key, shape, dtype) -> jax.Array``), compare and hash by value (so they are
-safe as static arguments and as fields of Flax modules), and round-trip through a
-plain, JSON-friendly dict with :meth:`Initializer.get_config` and :func:`flaxinit.get`.
+Every factory in :mod:`flaxinit` returns an :class:`Initializer`. Instances satisfy
+``jax.nn.initializers.Initializer`` (``init(key, shape, dtype) -> jax.Array``), compare and
+hash by value (so they are safe as static arguments and as fields of Flax modules), and
+round-trip through a plain, JSON-friendly dict with :meth:`Initializer.get_config` and
+:func:`flaxinit.get`.
+
+Every scheme whose scale comes from a formula (Xavier, Kaiming, Letkeman, jax's variance
+scaling and its fixed-scale ``normal``/``uniform``/``truncated_normal``) is a
+:class:`FanScheme`: a distribution, a scale rule of :mod:`flaxinit._rules` with its
+parameters, and the options every such factory takes (:class:`FanOptions`). A named
+factory is a thin call of :meth:`FanScheme.build`.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, TypedDict
 
 import jax
 import numpy as np
 from jax.typing import DTypeLike
 
-from flaxinit import _checks, _sampling, magnitude
-from flaxinit._fans import compute_fans
+from flaxinit import _checks, _rules, _sampling, magnitude
+from flaxinit._fans import compute_fans, parse_einsum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,14 +39,20 @@ class Initializer(abc.ABC):
     def __call__(
         self,
         key: jax.Array,
-        shape: tuple[int, ...],
+        shape: Sequence[int],
         dtype: DTypeLike | None = None,
         out_sharding: Any = None,
     ) -> jax.Array:
-        """Draws weights of ``shape`` and ``dtype`` (default float32) from ``key``."""
+        """Draws weights of ``shape`` and ``dtype`` from ``key``.
+
+        ``dtype`` defaults to the initializer's own ``dtype`` option where it has one, else
+        float32. ``out_sharding`` (a ``jax.sharding.Sharding``) places the result; for the
+        same key the values do not depend on it.
+        """
         key = _checks.check_key(key)
         dims = _checks.check_shape(shape)
-        return self._draw(key, dims, _checks.check_dtype(dtype), out_sharding)
+        default = getattr(self, "dtype", None)
+        return self._draw(key, dims, _checks.check_dtype(default if dtype is None else dtype), out_sharding)
 
     @abc.abstractmethod
     def _draw(self, key: jax.Array, shape: tuple[int, ...], dtype: np.dtype, out_sharding: Any) -> jax.Array: ...
@@ -60,73 +74,160 @@ class Initializer(abc.ABC):
         config: dict[str, Any] = {"name": self.name}
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
-            if isinstance(value, tuple):
-                value = dict(value) if field.name == "constants" else list(value)
-            config[field.name] = value
+            config[field.name] = list(value) if isinstance(value, tuple) else value
         return config
+
+
+class FanOptions(TypedDict, total=False):
+    """The options every fan-based factory takes, as keyword arguments.
+
+    Attributes:
+      in_axis: axis or axes of the kernel's input dimension (default -2).
+      out_axis: axis or axes of the kernel's output dimension (default -1).
+      batch_axis: axis or axes to ignore (default none).
+      einsum: the layer's einsum equation (``"btd,dnh->btnh"``, the kernel the second
+        operand), instead of the axes: the fans are then what the equation sums over
+        (see :func:`flaxinit.compute_fans`).
+      fan_in: overrides the fan-in computed from the shape. ``fan_in=1`` is the Active
+        Node Method: for a one-hot or softmax input the total input magnitude is 1, so
+        the layer has one active input.
+      fan_out: overrides the fan-out computed from the shape.
+      gain: a positive factor on the scale (the bound, or the standard deviation), for
+        instance :func:`flaxinit.gain` of the activation that follows.
+      dtype: the default dtype of the weights (a call's ``dtype`` wins), as jax's
+        initializers take it.
+    """
+
+    in_axis: int | Sequence[int]
+    out_axis: int | Sequence[int]
+    batch_axis: int | Sequence[int]
+    einsum: str | None
+    fan_in: int | None
+    fan_out: int | None
+    gain: float
+    dtype: DTypeLike | None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FanScheme(Initializer):
-    """An initializer whose scale depends on the kernel's fan-in and/or fan-out.
+    """Weights from a distribution whose scale a rule sets from the kernel's fans.
 
-    Attributes:
-      in_axis: axis or axes of the input dimension (see :func:`flaxinit.compute_fans`).
-      out_axis: axis or axes of the output dimension.
-      batch_axis: axis or axes to ignore.
-      fan_in: explicit override of the fan-in computed from the shape. ``fan_in=1`` is
-        the Active Node Method: for a one-hot or softmax input the total input
-        magnitude is 1, so the layer has one active input.
-      fan_out: explicit override of the fan-out computed from the shape.
-      gain: a positive factor applied to the scale (bound or standard deviation).
+    ``distribution`` is the unit draw (``"uniform"``: ``U(-1, 1)``; ``"uniform_positive"``:
+    ``U[0, 1)``; ``"normal"``; ``"truncated_normal"``: ``N(0, 1)`` truncated to
+    ``[lower, upper]``, default ``[-2, 2]``), ``rule`` a scale rule of
+    :data:`flaxinit._rules.RULES` and ``params`` its parameters; the weights are the unit
+    draw times ``gain * scale``. The other attributes are the :class:`FanOptions`.
+    Build one with a factory (``flaxinit.xavier_standard()``, ...) or :func:`flaxinit.get`.
     """
 
+    name: str
+    distribution: str
+    rule: str
+    params: tuple[tuple[str, Any], ...] = ()
     in_axis: int | tuple[int, ...] = -2
     out_axis: int | tuple[int, ...] = -1
     batch_axis: int | tuple[int, ...] = ()
+    einsum: str | None = None
     fan_in: int | None = None
     fan_out: int | None = None
     gain: float = 1.0
+    dtype: str | None = None
+
+    @classmethod
+    def build(
+        cls, name: str, distribution: str, rule: str, params: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> FanScheme:
+        """The scheme a named factory returns: ``name``'s rule and parameters, with the caller's options."""
+        unknown = sorted(set(options) - set(FanOptions.__annotations__))
+        if unknown:
+            raise TypeError(f"{name}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
+        return cls(name=name, distribution=distribution, rule=rule, params=tuple(params.items()), **options)
 
     def __post_init__(self) -> None:
+        _checks.check_choice(self.distribution, "distribution", _rules.DISTRIBUTIONS)
+        rule = _rules.RULES[self.rule]
+        object.__setattr__(self, "params", tuple(rule.check(**dict(self.params)).items()))
         axes = {n: _checks.check_axes(getattr(self, n), n) for n in ("in_axis", "out_axis", "batch_axis")}
         _checks.check_literal_overlap(**axes)
         for n, v in axes.items():
             object.__setattr__(self, n, v)
+        if self.einsum is not None:
+            parse_einsum(self.einsum)
+            if (self.in_axis, self.out_axis, self.batch_axis) != (-2, -1, ()):
+                raise ValueError("einsum= and in_axis/out_axis/batch_axis are two ways to say the same thing: give one")
         object.__setattr__(self, "fan_in", _checks.check_optional_fan(self.fan_in, "fan_in"))
         object.__setattr__(self, "fan_out", _checks.check_optional_fan(self.fan_out, "fan_out"))
         object.__setattr__(self, "gain", _checks.check_real(self.gain, "gain", minimum=0.0, strict=True))
+        if self.dtype is not None:
+            object.__setattr__(self, "dtype", _checks.check_dtype(self.dtype).name)
 
-    def _needed_fans(self) -> tuple[bool, bool]:
-        """Which of (fan_in, fan_out) the scale depends on."""
-        return True, True
+    def __getattr__(self, name: str) -> Any:
+        """The rule's parameters read as attributes: ``init.mode``, ``init.method``, ``init.scale``..."""
+        for key, _ in self.__dict__.get("params", ()):
+            if key == name:
+                return self.arguments[name]
+        raise AttributeError(f"{type(self).__name__} {self.__dict__.get('name')!r} has no attribute {name!r}")
 
-    def fans(self, shape: tuple[int, ...]) -> tuple[int | None, int | None]:
-        """The ``(fan_in, fan_out)`` this scheme uses for ``shape`` (None where unused)."""
-        need_in, need_out = self._needed_fans()
+    # --- the scale -------------------------------------------------------------------------
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The rule's parameters as a dict (Letkeman's ``constants`` as a dict too)."""
+        return {k: dict(v) if k == "constants" and v is not None else v for k, v in self.params}
+
+    def fans(self, shape: Sequence[int]) -> tuple[int | None, int | None]:
+        """The ``(fan_in, fan_out)`` this scheme uses for ``shape`` (None where the rule reads none)."""
+        need_in, need_out = _rules.RULES[self.rule].needs(**dict(self.params))
         fan_in = self.fan_in if need_in else None
         fan_out = self.fan_out if need_out else None
         if (need_in and fan_in is None) or (need_out and fan_out is None):
-            computed = compute_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
+            computed = compute_fans(shape, self.in_axis, self.out_axis, self.batch_axis, einsum=self.einsum)
             fan_in = computed[0] if need_in and fan_in is None else fan_in
             fan_out = computed[1] if need_out and fan_out is None else fan_out
         return fan_in, fan_out
 
+    @property
+    def truncation(self) -> tuple[float, float]:
+        """``(lower, upper)`` of a truncated normal's unit draw."""
+        params = dict(self.params)
+        return params.get("lower", -2.0), params.get("upper", 2.0)
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class UniformScheme(FanScheme):
-    """Weights ``U(-bound, bound)`` with a bound set by the fans."""
+    def multiplier(self, shape: Sequence[int]) -> float:
+        """The multiplier of the unit draw for a kernel of ``shape``: ``gain`` times the rule's scale."""
+        rule = _rules.RULES[self.rule]
+        value = rule.formula(*self.fans(_checks.check_shape(shape)), **dict(self.params))
+        return self.gain * _rules.sampler_scale(rule.form, value, self.distribution, *self.truncation)
 
-    @abc.abstractmethod
-    def _unit_bound(self, fan_in: int | None, fan_out: int | None) -> float:
-        """The bound at ``gain = 1``."""
+    def bound(self, shape: Sequence[int]) -> float:
+        """The bound ``b`` of ``U(-b, b)`` for a kernel of ``shape`` (uniform schemes only)."""
+        if self.distribution != "uniform":
+            raise TypeError(f"bound applies to symmetric uniform schemes; {self.name} draws {self.distribution}")
+        return self.multiplier(shape)
 
-    def bound(self, shape: tuple[int, ...]) -> float:
-        """The bound ``b`` of ``U(-b, b)`` for a kernel of ``shape`` (a Python float)."""
-        return self.gain * self._unit_bound(*self.fans(_checks.check_shape(shape)))
+    def stddev(self, shape: Sequence[int]) -> float:
+        """The weights' standard deviation for a kernel of ``shape``."""
+        unit = _rules.unit_std(self.distribution, *self.truncation)
+        return self.multiplier(shape) * unit if unit != 1.0 else self.multiplier(shape)
 
     def expected_abs_sum(self, shape, terms):
-        return self.bound(shape) * magnitude.expected_abs_sum(terms)
+        if self.distribution == "uniform":
+            return self.multiplier(shape) * magnitude.expected_abs_sum(terms)
+        if self.distribution == "normal":
+            return self.stddev(shape) * math.sqrt(2.0 * terms / math.pi)  # |N(0, terms s^2)|
+        return None
+
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"name": self.name, **self.arguments}
+        for field in ("in_axis", "out_axis", "batch_axis", "einsum", "fan_in", "fan_out", "gain", "dtype"):
+            value = getattr(self, field)
+            config[field] = list(value) if isinstance(value, tuple) else value
+        return config
 
     def _draw(self, key, shape, dtype, out_sharding):
-        return _sampling.uniform(key, shape, dtype, self.bound(shape), out_sharding)
+        scale = self.multiplier(shape)
+        if self.distribution == "normal":
+            return _sampling.normal(key, shape, dtype, scale, out_sharding)
+        if self.distribution == "truncated_normal":
+            return _sampling.truncated_normal(key, shape, dtype, scale, *self.truncation, out_sharding)
+        minval = -1.0 if self.distribution == "uniform" else 0.0
+        return _sampling.uniform(key, shape, dtype, scale, out_sharding, minval)

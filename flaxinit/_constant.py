@@ -1,12 +1,14 @@
-"""Constant schemes: the article's cautionary all-zeros and all-ones baselines."""
+"""Constant schemes: the article's cautionary all-zeros and all-ones baselines, and any constant."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 
-from flaxinit import _checks
+from flaxinit import _checks, _sampling
 from flaxinit._base import Initializer
 
 __all__ = ["constant", "ones", "zeros"]
@@ -14,40 +16,35 @@ __all__ = ["constant", "ones", "zeros"]
 
 @dataclasses.dataclass(frozen=True)
 class Constant(Initializer):
-    name = "constant"
+    """Every weight ``value``; the key is ignored and any rank is accepted (biases included).
+
+    ``zeros()`` and ``ones()`` are constants named for their value (their configs carry
+    only the name).
+    """
+
+    name: str = "constant"
     value: float = 0.0
+    dtype: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "value", _checks.check_real(self.value, "value"))
+        if self.dtype is not None:
+            object.__setattr__(self, "dtype", _checks.check_dtype(self.dtype).name)
 
     def expected_abs_sum(self, shape, terms):
         return abs(terms * self.value)
 
+    def get_config(self) -> dict[str, Any]:
+        config = {"name": self.name, "dtype": self.dtype}
+        return config if self.name in ("zeros", "ones") else {**config, "value": self.value}
+
     def _draw(self, key, shape, dtype, out_sharding):
         del key  # deterministic
-        return jnp.full(shape, self.value, dtype, out_sharding=out_sharding)
+        return _sampling.place(jnp.full(shape, self.value, dtype), out_sharding)
 
 
-@dataclasses.dataclass(frozen=True)
-class Zeros(Constant):
-    name = "zeros"
-    value: float = dataclasses.field(default=0.0, init=False, repr=False)
-
-    def get_config(self):
-        return {"name": self.name}
-
-
-@dataclasses.dataclass(frozen=True)
-class Ones(Constant):
-    name = "ones"
-    value: float = dataclasses.field(default=1.0, init=False, repr=False)
-
-    def get_config(self):
-        return {"name": self.name}
-
-
-def zeros() -> Zeros:
-    """Every weight 0. The key is ignored; any rank is accepted (biases included).
+def zeros(dtype: DTypeLike | None = None) -> Constant:
+    """Every weight 0.
 
     Examples:
       >>> import jax, flaxinit
@@ -55,10 +52,10 @@ def zeros() -> Zeros:
       Array([[0., 0., 0.],
              [0., 0., 0.]], dtype=float32)
     """
-    return Zeros()
+    return Constant("zeros", 0.0, dtype)
 
 
-def ones() -> Ones:
+def ones(dtype: DTypeLike | None = None) -> Constant:
     """Every weight 1: the article's example of a symmetric, untrainable start.
 
     Examples:
@@ -66,15 +63,15 @@ def ones() -> Ones:
       >>> flaxinit.ones()(jax.random.key(0), (2,))
       Array([1., 1.], dtype=float32)
     """
-    return Ones()
+    return Constant("ones", 1.0, dtype)
 
 
-def constant(value: float) -> Constant:
-    """Every weight ``value`` (a finite real number).
+def constant(value: float, dtype: DTypeLike | None = None) -> Constant:
+    """Every weight ``value`` (a finite real number), as ``jax.nn.initializers.constant``.
 
     Examples:
       >>> import jax, jax.numpy as jnp, flaxinit
       >>> flaxinit.constant(0.5)(jax.random.key(0), (3,), jnp.bfloat16)
       Array([0.5, 0.5, 0.5], dtype=bfloat16)
     """
-    return Constant(value)
+    return Constant("constant", value, dtype)

@@ -5,32 +5,42 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flaxinit import _constant, _fixed, _kaiming, _letkeman, _structured, _variance, _xavier
 from flaxinit._base import Initializer
-from flaxinit._constant import constant, ones, zeros
-from flaxinit._kaiming import kaiming_normal, kaiming_uniform
-from flaxinit._letkeman import letkeman_normalized, letkeman_standard
-from flaxinit._xavier import xavier_normalized, xavier_standard
 
 __all__ = ["available", "get"]
 
 _FACTORIES: dict[str, Callable[..., Initializer]] = {
-    f.__name__: f
-    for f in (
-        zeros,
-        ones,
-        constant,
-        xavier_standard,
-        xavier_normalized,
-        kaiming_normal,
-        kaiming_uniform,
-        letkeman_standard,
-        letkeman_normalized,
+    name: getattr(module, name)
+    for module, names in (
+        (_constant, ("zeros", "ones", "constant")),
+        (_xavier, ("xavier_standard", "xavier_normalized")),
+        (_kaiming, ("kaiming_normal", "kaiming_uniform")),
+        (_letkeman, ("letkeman_standard", "letkeman_normalized")),
+        (_variance, ("variance_scaling", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal")),
+        (_variance, ("lecun_uniform", "lecun_normal")),
+        (_fixed, ("normal", "uniform", "truncated_normal")),
+        (_structured, ("orthogonal", "delta_orthogonal", "identity", "eye", "dirac", "sparse")),
     )
+    for name in names
+}
+#: The names whose factory is an alias of another's: their configs name the scheme they build.
+ALIASES = {
+    "glorot_uniform": "variance_scaling",
+    "glorot_normal": "variance_scaling",
+    "he_uniform": "variance_scaling",
+    "he_normal": "variance_scaling",
+    "lecun_uniform": "variance_scaling",
+    "lecun_normal": "variance_scaling",
+    "eye": "identity",
 }
 
 
 def available() -> tuple[str, ...]:
     """The names :func:`get` accepts, in a stable order.
+
+    Aliases (``glorot_uniform``, ``he_normal``, ..., ``eye``) build the scheme they stand
+    for, whose config carries that scheme's name (``variance_scaling``, ``identity``).
 
     Examples:
       >>> import flaxinit

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from flaxinit._base import FanScheme
 from flaxinit._checks import check_int
-from flaxinit._kaiming import KaimingNormal, kaiming_normal
-from flaxinit._xavier import XavierNormalized, xavier_normalized
+from flaxinit._kaiming import kaiming_normal
+from flaxinit._xavier import xavier_normalized
 
 #: The constant of T-Fixup's encoder factor ``0.67 N^(-1/4)``, as the paper prints it.
 TFIXUP_ENCODER_CONSTANT = 0.67
@@ -136,7 +137,7 @@ def fixup_branch_init(
     branch_depth: int,
     mode: Literal["fan_in", "fan_out"] = "fan_in",
     negative_slope: float = 0.0,
-) -> KaimingNormal:
+) -> FanScheme:
     r"""Fixup's init for the non-final layers of a residual branch: He normal times :func:`fixup_scale`.
 
     ``N(0, s^2)`` with ``s = L^(-1/(2m-2)) * sqrt(2 / ((1 + slope^2) fan))``. The last
@@ -163,7 +164,7 @@ def fixup_branch_init(
     return kaiming_normal(mode, negative_slope, gain=fixup_scale(num_branches, branch_depth))
 
 
-def tfixup_encoder_init(num_layers: int) -> XavierNormalized:
+def tfixup_encoder_init(num_layers: int) -> FanScheme:
     r"""T-Fixup's init for encoder value/output projections and MLP weights: Xavier times ``0.67 N^(-1/4)``.
 
     Queries and keys keep plain Xavier (:func:`flaxinit.xavier_normalized`).
@@ -183,7 +184,7 @@ def tfixup_encoder_init(num_layers: int) -> XavierNormalized:
     return xavier_normalized(gain=tfixup_encoder_scale(num_layers))
 
 
-def tfixup_decoder_init(num_layers: int) -> XavierNormalized:
+def tfixup_decoder_init(num_layers: int) -> FanScheme:
     r"""T-Fixup's init for decoder value/output projections and MLP weights: Xavier times ``(9N)^(-1/4)``.
 
     Args:
@@ -200,7 +201,7 @@ def tfixup_decoder_init(num_layers: int) -> XavierNormalized:
     return xavier_normalized(gain=tfixup_decoder_scale(num_layers))
 
 
-def tfixup_embedding_init(d_model: int, num_layers: int | None) -> KaimingNormal:
+def tfixup_embedding_init(d_model: int, num_layers: int | None) -> FanScheme:
     r"""T-Fixup's input-embedding init: ``N(0, s^2)`` with ``s = d^(-1/2) (9N)^(-1/4)``.
 
     The paper draws input embeddings from ``N(0, d^-1/2)`` (a standard deviation) and

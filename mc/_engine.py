@@ -201,11 +201,15 @@ def default_chunk_bytes() -> int:
 class Engine:
     """Compiles one statistic into a sharded block-sum kernel and streams it.
 
-    A *chunk* is the set of blocks one device evaluates at once (vmapped): it sets the
-    memory. A *call* is one dispatch to the devices: ``shard_map`` gives each device its
-    share of the call's blocks, which it runs chunk after chunk with ``lax.map``; only
-    the per-block sums come back. Calls are sized for about a second of work, so
-    progress is reported and Ctrl-C is honoured at that granularity.
+    A *chunk* is the set of iterations one device evaluates at once (vmapped): it sets the
+    memory. It is a whole number of blocks, or, for statistics too large for a block at
+    once (a deep network), a power-of-two fraction of one block, whose iterations then run
+    in sub-chunks (``lax.map``) before the block's sums. A *call* is one dispatch to the
+    devices: ``shard_map`` gives each device its share of the call's blocks, which it runs
+    chunk after chunk with ``lax.map``; only the per-block sums come back. Calls are sized
+    for about a second of work, so progress is reported and Ctrl-C is honoured at that
+    granularity. Each iteration's statistic is the same elementwise computation whatever
+    the chunk, so the bits never depend on it.
 
     Args:
       stat_fn: ``key -> float32[S]``, one iteration's statistics (traced, vmapped).
@@ -220,10 +224,14 @@ class Engine:
         self.num_devices = self.mesh.devices.size
         offsets = jnp.arange(BLOCK, dtype=jnp.uint32)
 
-        def one_block(key, block_id, full_blocks, remainder):
+        def one_block(key, block_id, full_blocks, remainder, sub):
             block_key = jax.random.fold_in(key, block_id)
             keys = jax.vmap(lambda j: jax.random.fold_in(block_key, j))(offsets)
-            values = jax.vmap(stat_fn)(keys).astype(jnp.float32)  # [BLOCK, S]
+            if sub == BLOCK:
+                values = jax.vmap(stat_fn)(keys)
+            else:  # a block too large to evaluate at once: `sub` iterations at a time
+                values = jax.lax.map(stat_fn, keys, batch_size=sub)
+            values = values.astype(jnp.float32)  # [BLOCK, S]
             live = ((block_id < full_blocks) | ((block_id == full_blocks) & (offsets < remainder)))[:, None]
             values = jnp.where(live, values, 0.0)
             total = tree_sum(values, 0)
@@ -231,39 +239,45 @@ class Engine:
             deviations = jnp.where(live, values - mean, 0.0)
             return total, tree_sum(deviations * deviations, 0)
 
-        def device_blocks(key, first_block, full_blocks, remainder, *, chunk_blocks, per_device):
+        def device_blocks(key, first_block, full_blocks, remainder, *, chunk_blocks, sub, per_device):
             # this device's blocks: a contiguous run of ``per_device`` ids from the call's first
             start = first_block + jax.lax.axis_index("blocks").astype(jnp.uint32) * jnp.uint32(per_device)
             block_ids = start + jnp.arange(per_device, dtype=jnp.uint32)
             sums, m2s = jax.lax.map(
-                lambda b: one_block(key, b, full_blocks, remainder), block_ids, batch_size=chunk_blocks
+                lambda b: one_block(key, b, full_blocks, remainder, sub), block_ids, batch_size=chunk_blocks
             )
             # every device (so every process) ends with every block's sums: one small all-gather
             return jax.lax.all_gather(sums, "blocks", tiled=True), jax.lax.all_gather(m2s, "blocks", tiled=True)
 
         self._device_blocks = device_blocks
-        self._kernels: dict[tuple[int, int], Callable] = {}
+        self._kernels: dict[tuple[int, int, int], Callable] = {}
 
-    def _kernel(self, chunk_blocks: int, per_device: int) -> Callable:
-        if (chunk_blocks, per_device) not in self._kernels:
+    def _kernel(self, chunk_blocks: int, sub: int, per_device: int) -> Callable:
+        if (chunk_blocks, sub, per_device) not in self._kernels:
             replicated = PartitionSpec()
+            fn = functools.partial(self._device_blocks, chunk_blocks=chunk_blocks, sub=sub, per_device=per_device)
             mapped = jax.shard_map(
-                functools.partial(self._device_blocks, chunk_blocks=chunk_blocks, per_device=per_device),
+                fn,
                 mesh=self.mesh,
                 in_specs=(replicated,) * 4,
                 out_specs=(replicated, replicated),
                 # the outputs are all-gathered, so replicated; this jax cannot infer that for all_gather
                 check_vma=False,
             )
-            self._kernels[chunk_blocks, per_device] = jax.jit(mapped)
-        return self._kernels[chunk_blocks, per_device]
+            self._kernels[chunk_blocks, sub, per_device] = jax.jit(mapped)
+        return self._kernels[chunk_blocks, sub, per_device]
 
-    def chunk_blocks(self, chunk_size: int | None) -> int:
-        """Blocks per device per chunk: from ``chunk_size`` iterations (over all devices)
-        or from the memory budget."""
+    def chunking(self, chunk_size: int | None) -> tuple[int, int]:
+        """``(blocks, iterations)`` a device evaluates at once: whole blocks (``iterations = BLOCK``),
+        or one block in power-of-two sub-chunks; from ``chunk_size`` iterations (over all
+        devices) or from the memory budget."""
         if chunk_size is None:
-            return max(1, default_chunk_bytes() // (self.bytes_per_iteration * BLOCK))
-        return max(1, _ceil_div(chunk_size, BLOCK * self.num_devices))
+            at_once = max(1, default_chunk_bytes() // self.bytes_per_iteration)
+        else:
+            at_once = _ceil_div(chunk_size, self.num_devices)
+        if at_once >= BLOCK:
+            return at_once // BLOCK, BLOCK
+        return 1, 1 << (at_once.bit_length() - 1)  # the largest power of two <= at_once: it divides BLOCK
 
     def run(
         self,
@@ -283,7 +297,7 @@ class Engine:
             raise ValueError(f"iterations must be at most {MAX_BLOCKS * BLOCK}, got {acc.iterations}")
         full_blocks = jnp.uint32(acc.iterations // BLOCK)
         remainder = jnp.uint32(acc.iterations % BLOCK)
-        chunk = self.chunk_blocks(chunk_size)
+        chunk, sub = self.chunking(chunk_size)
         per_call = max(chunk, CALL_BYTES // (self.bytes_per_iteration * BLOCK)) * self.num_devices
 
         # equal calls (one compiled shape per run), each a multiple of the device count
@@ -292,7 +306,7 @@ class Engine:
         chunk = min(chunk, _ceil_div(_ceil_div(remaining, calls), self.num_devices))
         # whole chunks per device: lax.map then compiles no extra body for a remainder
         count = _ceil_div(_ceil_div(remaining, calls), chunk * self.num_devices) * chunk * self.num_devices
-        kernel = self._kernel(chunk, count // self.num_devices)
+        kernel = self._kernel(chunk, sub, count // self.num_devices)
 
         def launch(start: int):
             return start, kernel(key, np.uint32(start), full_blocks, remainder)

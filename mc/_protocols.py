@@ -22,13 +22,27 @@ from mc._engine import Accumulator, Engine, tree_sum
 from mc._results import DepthResult, NormalizedResult, StandardResult, ci95
 
 INPUTS = ("ones", "gaussian", "one_hot", "softmax")
-ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
-    # name: (activation, its derivative as a function of the pre-activation)
-    "sigmoid": (jax.nn.sigmoid, lambda z: jax.nn.sigmoid(z) * (1 - jax.nn.sigmoid(z))),
-    "tanh": (jnp.tanh, lambda z: 1 - jnp.tanh(z) ** 2),
-    "relu": (jax.nn.relu, lambda z: (z > 0).astype(z.dtype)),
-    "linear": (lambda z: z, jnp.ones_like),
-}
+#: The activations by name besides every elementwise ``jax.nn`` one: the article's four.
+ACTIVATIONS = ("sigmoid", "tanh", "relu", "linear")
+
+
+def activation_function(activation: str | Callable[[jax.Array], jax.Array]) -> tuple[str, Callable]:
+    """``(name, phi)`` for an activation given by name (``"linear"`` or any elementwise ``jax.nn``
+    function) or as a callable; its derivative is ``jax.grad`` of it, elementwise."""
+    if callable(activation):
+        return getattr(activation, "__name__", type(activation).__name__), activation
+    if activation == "linear":
+        return "linear", lambda z: z
+    function = getattr(jax.nn, activation, None) if isinstance(activation, str) else None
+    if function is None or activation.startswith("_") or not callable(function) or activation in _NOT_ELEMENTWISE:
+        raise ValueError(
+            f"activation must be 'linear', an elementwise jax.nn activation ('relu', 'gelu', ...) or a callable, "
+            f"got {activation!r}"
+        )
+    return activation, function
+
+
+_NOT_ELEMENTWISE = {"dot_product_attention", "glu", "log_softmax", "logsumexp", "one_hot", "softmax", "standardize"}
 
 R = TypeVar("R")
 
@@ -71,7 +85,7 @@ def _abs_sum_expectation(init: Callable, shape: tuple[int, int], terms: int) -> 
 
 
 def _bound(init: Callable, shape: tuple[int, ...]) -> float | None:
-    return init.bound(shape) if isinstance(init, flaxinit.UniformScheme) else None
+    return init.bound(shape) if getattr(init, "distribution", None) == "uniform" else None
 
 
 def _scheme_name(init: Callable) -> str:
@@ -226,53 +240,72 @@ def _normalized_task(key, shape, iterations, init, convention) -> Task[Normalize
     return Task(label, engine, jax.random.fold_in(jax.random.fold_in(key, n_in), n_out), iterations, finalize)
 
 
+def _layer_inits(init: Any, depth: int) -> list[Callable]:
+    """One initializer per layer: ``init`` for all, or a sequence of ``depth`` of them."""
+    if callable(init):
+        return [init] * depth
+    inits = list(init) if isinstance(init, Sequence) and not isinstance(init, str) else []
+    if len(inits) != depth:
+        raise TypeError(f"init must be an initializer or a sequence of one per layer ({depth}), got {init!r}")
+    return [_check_init(i) for i in inits]
+
+
 def depth_task(key, widths, activation, init, iterations, inputs="ones") -> Task[DepthResult]:
     """The task behind :func:`depth_test` (same arguments), not yet run."""
-    key, init = check_key(key, seeds=True), _check_init(init)
+    key = check_key(key, seeds=True)
     iterations = check_int(iterations, "iterations")
-    check_choice(activation, "activation", tuple(ACTIVATIONS))
+    name, act = activation_function(activation)
     check_choice(inputs, "inputs", ("ones", "gaussian"))
     widths = tuple(check_int(w, "each width") for w in widths)
     if len(widths) < 2:
         raise ValueError(f"widths must list at least an input and one layer width, got {widths!r}")
-    act, dact = ACTIVATIONS[activation]
+    dact = jax.vmap(jax.grad(lambda z: act(z)))
     shapes = list(itertools.pairwise(widths))
     depth = len(shapes)
+    inits = _layer_inits(init, depth)
 
     def stat(k):
         k_w, k_x = jax.random.split(k)
-        kernels = [init(jax.random.fold_in(k_w, layer), s, jnp.float32) for layer, s in enumerate(shapes)]
+        kernels = [
+            i(jax.random.fold_in(k_w, layer), s, jnp.float32)
+            for layer, (i, s) in enumerate(zip(inits, shapes, strict=True))
+        ]
         a = jnp.ones(widths[0]) if inputs == "ones" else jax.random.normal(k_x, (widths[0],))
-        pre, fwd = [], []
+        pre, fwd, square = [], [], []
         for w in kernels:
             z = tree_sum(a[:, None] * w, 0)
             a = act(z)
             pre.append(z)
             fwd.append(tree_sum(jnp.abs(a)) / a.shape[0])
+            square.append(tree_sum(z * z) / z.shape[0])
         delta = dact(pre[-1])  # all-ones error at the output
         bwd = [tree_sum(jnp.abs(delta)) / delta.shape[0]]
         for layer in range(depth - 1, 0, -1):
             delta = tree_sum(kernels[layer] * delta[None, :], 1) * dact(pre[layer - 1])
             bwd.append(tree_sum(jnp.abs(delta)) / delta.shape[0])
-        return jnp.stack(fwd + bwd[::-1])
+        return jnp.stack(fwd + bwd[::-1] + square)
 
     def finalize(acc: Accumulator) -> DepthResult:
         means, ses = acc.moments()
+        parts = [slice(0, depth), slice(depth, 2 * depth), slice(2 * depth, 3 * depth)]
+        (fwd, bwd, sq), (fwd_se, bwd_se, sq_se) = ([tuple(v[p]) for p in parts] for v in (means, ses))
         return DepthResult(
             widths=widths,
-            activation=activation,
-            scheme=_scheme_name(init),
+            activation=name,
+            scheme=" + ".join(dict.fromkeys(map(_scheme_name, inits))),
             inputs=inputs,
             iterations=acc.iterations_done,
-            forward=tuple(means[:depth]),
-            backward=tuple(means[depth:]),
-            forward_se=tuple(ses[:depth]),
-            backward_se=tuple(ses[depth:]),
+            forward=fwd,
+            backward=bwd,
+            forward_se=fwd_se,
+            backward_se=bwd_se,
+            preactivation_ms=sq,
+            preactivation_ms_se=sq_se,
         )
 
     per_iteration = 64 + 16 * sum(a * b for a, b in shapes)
-    engine = Engine(stat, 2 * depth, bytes_per_iteration=per_iteration)
-    return Task(f"depth {activation}", engine, key, iterations, finalize)
+    engine = Engine(stat, 3 * depth, bytes_per_iteration=per_iteration)
+    return Task(f"depth {name}", engine, key, iterations, finalize)
 
 
 # --- the public functions ----------------------------------------------------------------------
@@ -360,8 +393,8 @@ def normalized_test(
 def depth_test(
     key: jax.Array | int,
     widths: Sequence[int],
-    activation: str,
-    init: Callable,
+    activation: str | Callable[[jax.Array], jax.Array],
+    init: Callable | Sequence[Callable],
     iterations: int,
     *,
     inputs: str = "ones",
@@ -371,14 +404,18 @@ def depth_test(
 
     ``widths = (w0, w1, ..., wL)`` builds ``L`` layers with kernels ``(w_{l-1}, w_l)``
     drawn by ``init``. The input is ones (or standard normal); the error entering at the
-    output is ones. Reports, per layer, the mean |activation| and the mean |gradient|
-    with respect to the layer's pre-activations: the vanishing/exploding picture.
+    output is ones. Reports, per layer, the mean |activation|, the mean |gradient| with
+    respect to the layer's pre-activations (the vanishing/exploding picture), and the mean
+    square of the pre-activations (the second moment an exact gain keeps at 1).
 
     Args:
       key: a PRNG key (or an int seed).
       widths: input width, then each layer's width.
-      activation: ``"sigmoid"``, ``"tanh"``, ``"relu"`` or ``"linear"``.
-      init: a flaxinit initializer.
+      activation: ``"linear"``, any elementwise ``jax.nn`` activation by name (``"sigmoid"``,
+        ``"tanh"``, ``"relu"``, ``"gelu"``, ...) or an elementwise callable; its derivative
+        is taken by ``jax.grad``.
+      init: a flaxinit initializer for every layer, or a sequence of one per layer (a
+        first layer fed data rather than activations wants gain 1, for instance).
       iterations: independent networks to average over.
       inputs: ``"ones"`` or ``"gaussian"``.
       chunk_size: iterations evaluated at once (see :func:`standard_test`).

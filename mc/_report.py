@@ -57,9 +57,10 @@ def print_normalized(rows: list[dict[str, Any]]) -> None:
 def print_depth(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         print(f"\n{r['spec']} {r['activation']} widths {r['widths']} ({r['iterations']} iterations)")
-        print(f"{'layer':>6} {'mean |activation|':>20} {'mean |gradient|':>20}")
-        for i, (f, b) in enumerate(zip(r["forward"], r["backward"], strict=True), start=1):
-            print(f"{i:>6} {f:>20.6g} {b:>20.6g}")
+        print(f"{'layer':>6} {'mean |activation|':>20} {'mean |gradient|':>20} {'mean square pre-act.':>22}")
+        squares = r.get("preactivation_ms") or [None] * len(r["forward"])
+        for i, (f, b, q) in enumerate(zip(r["forward"], r["backward"], squares, strict=True), start=1):
+            print(f"{i:>6} {f:>20.6g} {b:>20.6g} {'—' if q is None else f'{q:.6g}':>22}")
 
 
 def print_fit(fit: _fit.FitResult) -> None:

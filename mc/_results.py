@@ -84,9 +84,10 @@ class NormalizedResult(_AsDict):
 class DepthResult(_AsDict):
     """Per-layer magnitudes through a stack of layers.
 
-    ``forward[l]`` is the mean |activation| of layer ``l`` (after its nonlinearity) and
+    ``forward[l]`` is the mean |activation| of layer ``l`` (after its nonlinearity),
     ``backward[l]`` the mean |gradient| with respect to its pre-activations, when an
-    all-ones error enters at the output; both averaged over nodes and iterations.
+    all-ones error enters at the output, and ``preactivation_ms[l]`` the mean square of its
+    pre-activations; each averaged over nodes and iterations, with its ``_se``.
     """
 
     widths: tuple[int, ...]
@@ -98,3 +99,5 @@ class DepthResult(_AsDict):
     backward: tuple[float, ...]
     forward_se: tuple[float, ...]
     backward_se: tuple[float, ...]
+    preactivation_ms: tuple[float, ...] = ()
+    preactivation_ms_se: tuple[float, ...] = ()

@@ -131,3 +131,11 @@ def test_committed_json_is_strict():
     for path in committed_outputs():
         if path.suffix == ".json":
             json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_readme_usage_example_runs():
+    """The README's usage block is runnable code, not a sketch."""
+    text = (ROOT / "README.md").read_text()
+    usage = text[text.index("## Usage") :]
+    code = re.search(r"```python\n(.*?)```", usage, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})

@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import pytest
+from schemes import GENERIC, make
 
 import flaxinit
 
@@ -41,7 +42,7 @@ def test_errors_at_build_time(call, exc, match):
         call()
 
 
-ALL_SCHEMES = [flaxinit.get(n, value=0.5) if n == "constant" else flaxinit.get(n) for n in flaxinit.available()]
+ALL_SCHEMES = [make(n) for n in GENERIC]
 
 
 @pytest.mark.parametrize("dtype", [jnp.int32, jnp.uint8, jnp.bool_, jnp.complex64, "not-a-dtype"])

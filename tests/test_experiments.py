@@ -36,7 +36,7 @@ def _kernels(params):
 @pytest.mark.parametrize("network", ["counting", "mnist-cnn"])
 def test_uniform_schemes_are_exact_rescalings_of_one_draw(network):
     arms = arms_for(network)
-    uniform = [a for a, roles in arms.items() if isinstance(roles["default"], flaxinit.UniformScheme)]
+    uniform = [a for a, roles in arms.items() if roles["default"].distribution == "uniform"]
     sample = demos.counting_data().train_x[0] if network == "counting" else np.zeros((28, 28), np.float32)
     runs, params = init_runs(setup_for(network), {a: arms[a] for a in uniform}, [1, 2], sample)
     kernels = _kernels(params)

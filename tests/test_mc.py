@@ -118,6 +118,18 @@ def test_depth_test_shows_vanishing_gradients_under_sigmoid():
     assert all(b0 < b1 for b0, b1 in zip(r.backward, r.backward[1:], strict=False))
 
 
+def test_depth_test_takes_any_activation_and_reports_the_preactivation_second_moment():
+    """A jax.nn name or a callable; the derivative by jax.grad. Linear layers of constant weights 1/2 fed
+    ones have pre-activations exactly 3 * 1/2 then 4 * 3/2 * 1/2: mean squares 2.25 and 9."""
+    r = mc.depth_test(0, [3, 4, 2], "linear", flaxinit.constant(0.5), mc.BLOCK)
+    assert r.preactivation_ms == (2.25, 9.0) and r.preactivation_ms_se == (0.0, 0.0)
+    g = mc.depth_test(0, [3, 4, 2], jax.nn.gelu, flaxinit.constant(0.5), mc.BLOCK)
+    named = mc.depth_test(0, [3, 4, 2], "gelu", flaxinit.constant(0.5), mc.BLOCK)
+    assert (g.forward, g.backward) == (named.forward, named.backward) and g.activation == named.activation == "gelu"
+    # gelu(1.5) = 1.5 * Phi(1.5) with jax's tanh approximation: well inside (1.39, 1.41)
+    assert 1.39 < g.forward[0] < 1.41
+
+
 def test_depth_test_exact_for_constant_weights():
     # one full block: its mean is an exact division by 1024, so the spread is exactly 0
     r = mc.depth_test(0, [3, 4, 2], "relu", flaxinit.constant(0.5), mc.BLOCK)
@@ -265,7 +277,8 @@ def test_tree_sum_is_pairwise_and_pads():
         (lambda: mc.normalized_test(0, [(5, 0)], 10), ValueError, "n_out must be an integer >= 1"),
         (lambda: mc.normalized_test(0, [(5, 5)], 10, convention="rows"), ValueError, "convention must be one of"),
         (lambda: mc.depth_test(0, [5], "relu", flaxinit.ones(), 10), ValueError, "widths must list"),
-        (lambda: mc.depth_test(0, [5, 5], "gelu", flaxinit.ones(), 10), ValueError, "activation must be one of"),
+        (lambda: mc.depth_test(0, [5, 5], "softmax", flaxinit.ones(), 10), ValueError, "activation must be 'linear'"),
+        (lambda: mc.depth_test(0, [5, 5], "nope", flaxinit.ones(), 10), ValueError, "elementwise jax.nn activation"),
     ],
 )
 def test_bad_arguments(call, exc, match):

@@ -1,0 +1,78 @@
+"""Fixed-scale draws with jax's names: ``normal(stddev)``, ``uniform(scale)``, ``truncated_normal(stddev)``.
+
+No fans: any rank works (biases and embeddings included). A given key gives
+``jax.nn.initializers``' values for float32 and float64; narrow dtypes are drawn in
+float32 and rounded once.
+"""
+
+from __future__ import annotations
+
+from typing import Unpack
+
+from flaxinit._base import FanOptions, FanScheme
+
+__all__ = ["normal", "truncated_normal", "uniform"]
+
+
+def normal(stddev: float = 1e-2, **options: Unpack[FanOptions]) -> FanScheme:
+    """``N(0, stddev^2)`` weights (times ``gain``), as ``jax.nn.initializers.normal``.
+
+    Args:
+      stddev: the standard deviation.
+      **options: the :class:`flaxinit.FanOptions` (``dtype``, ``gain``; the fan options are unused).
+
+    Returns:
+      A :class:`flaxinit.FanScheme`.
+
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.normal(0.5).stddev((7,))
+      0.5
+    """
+    return FanScheme.build("normal", "normal", "fixed", {"stddev": stddev}, options)
+
+
+def uniform(scale: float = 1e-2, **options: Unpack[FanOptions]) -> FanScheme:
+    """``U[0, scale)`` weights, as ``jax.nn.initializers.uniform`` (one-sided, unlike the symmetric schemes).
+
+    Args:
+      scale: the upper end of the interval.
+      **options: the :class:`flaxinit.FanOptions` (``dtype``, ``gain``; the fan options are unused).
+
+    Returns:
+      A :class:`flaxinit.FanScheme`.
+
+    Examples:
+      >>> import jax, flaxinit
+      >>> w = flaxinit.uniform(2.0)(jax.random.key(0), (1000,))
+      >>> bool(w.min() >= 0.0), bool(w.max() < 2.0)
+      (True, True)
+    """
+    return FanScheme.build("uniform", "uniform_positive", "fixed", {"scale": scale}, options)
+
+
+def truncated_normal(
+    stddev: float = 1e-2, lower: float = -2.0, upper: float = 2.0, **options: Unpack[FanOptions]
+) -> FanScheme:
+    """``stddev`` times ``N(0, 1)`` truncated to ``[lower, upper]``, as ``jax.nn.initializers.truncated_normal``.
+
+    As in jax, ``stddev`` scales the unit truncated draw (the weights' standard deviation
+    is ``stddev`` times that of the truncated unit normal, 0.8796 for ``[-2, 2]``); jax's
+    positional ``dtype`` (second) is the keyword ``dtype=`` here.
+
+    Args:
+      stddev: the multiplier of the truncated unit normal.
+      lower: the lower truncation point, in units of ``stddev``.
+      upper: the upper truncation point, ``> lower``.
+      **options: the :class:`flaxinit.FanOptions` (``dtype``, ``gain``; the fan options are unused).
+
+    Returns:
+      A :class:`flaxinit.FanScheme`.
+
+    Examples:
+      >>> import flaxinit
+      >>> round(flaxinit.truncated_normal(1.0).stddev((3,)), 6)
+      0.879626
+    """
+    params = {"stddev": stddev, "lower": lower, "upper": upper}
+    return FanScheme.build("truncated_normal", "truncated_normal", "fixed", params, options)

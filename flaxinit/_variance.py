@@ -1,0 +1,91 @@
+"""jax's variance-scaling family: ``variance_scaling`` and its aliases, with jax's names and meanings.
+
+``variance_scaling(scale, mode, distribution)`` draws weights of variance ``scale / n``
+with ``n`` the fan ``mode`` names; the aliases are two-line calls of it, as in
+``jax.nn.initializers``. For float32 and float64 a given key gives jax's values up to one
+rounding of the scale (jax computes the scale in the weights' dtype, flaxinit in float64
+once); narrow dtypes are drawn in float32 and rounded once, where jax draws in the narrow
+type itself.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Unpack
+
+from flaxinit import _checks
+from flaxinit._base import FanOptions, FanScheme
+
+__all__ = [
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "variance_scaling",
+]
+
+Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+Distribution = Literal["truncated_normal", "normal", "uniform"]
+_DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+
+
+def variance_scaling(scale: float, mode: Mode, distribution: Distribution, **options: Unpack[FanOptions]) -> FanScheme:
+    r"""Weights of variance ``scale / n`` (times ``gain**2``), as ``jax.nn.initializers.variance_scaling``.
+
+    ``n`` is ``fan_in``, ``fan_out``, ``fan_avg = (fan_in + fan_out) / 2`` or
+    ``fan_geo_avg = sqrt(fan_in * fan_out)``. ``"uniform"`` draws ``U(±sqrt(3 scale / n))``,
+    ``"normal"`` ``N(0, scale / n)``, ``"truncated_normal"`` ``N(0, 1)`` truncated to
+    ``[-2, 2]`` and divided by its standard deviation ``0.8796...``, so the weights' variance
+    is ``scale / n`` in every case. With ``scale = gain(activation)**2`` and ``"fan_in"``,
+    the pre-activations of a layer fed unit-second-moment activations keep unit variance.
+
+    Args:
+      scale: the variance scale, > 0.
+      mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
+      distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
+      **options: the :class:`flaxinit.FanOptions` (jax's ``in_axis``, ``out_axis``,
+        ``batch_axis`` and ``dtype``, here keyword-only, and ``einsum``, fan overrides, ``gain``).
+
+    Returns:
+      A :class:`flaxinit.FanScheme`.
+
+    Examples:
+      >>> import flaxinit
+      >>> flaxinit.variance_scaling(2.0, "fan_in", "normal").stddev((8, 3))
+      0.5
+    """
+    _checks.check_choice(distribution, "distribution", _DISTRIBUTIONS)
+    params = {"scale": scale, "mode": mode, "distribution": distribution}
+    return FanScheme.build("variance_scaling", distribution, "variance_scaling", params, options)
+
+
+def glorot_uniform(**options: Unpack[FanOptions]) -> FanScheme:
+    """``variance_scaling(1.0, "fan_avg", "uniform")``: the same distribution as :func:`flaxinit.xavier_normalized`."""
+    return variance_scaling(1.0, "fan_avg", "uniform", **options)
+
+
+def glorot_normal(**options: Unpack[FanOptions]) -> FanScheme:
+    """``variance_scaling(1.0, "fan_avg", "truncated_normal")``, as jax's ``glorot_normal``."""
+    return variance_scaling(1.0, "fan_avg", "truncated_normal", **options)
+
+
+def he_uniform(**options: Unpack[FanOptions]) -> FanScheme:
+    """``variance_scaling(2.0, "fan_in", "uniform")``: the same distribution as :func:`flaxinit.kaiming_uniform`."""
+    return variance_scaling(2.0, "fan_in", "uniform", **options)
+
+
+def he_normal(**options: Unpack[FanOptions]) -> FanScheme:
+    """``variance_scaling(2.0, "fan_in", "truncated_normal")``, as jax's ``he_normal`` (truncated, unlike
+    :func:`flaxinit.kaiming_normal`)."""
+    return variance_scaling(2.0, "fan_in", "truncated_normal", **options)
+
+
+def lecun_uniform(**options: Unpack[FanOptions]) -> FanScheme:
+    """``variance_scaling(1.0, "fan_in", "uniform")``, as jax's ``lecun_uniform``."""
+    return variance_scaling(1.0, "fan_in", "uniform", **options)
+
+
+def lecun_normal(**options: Unpack[FanOptions]) -> FanScheme:
+    """``variance_scaling(1.0, "fan_in", "truncated_normal")``, as jax's ``lecun_normal`` (flax's default kernel)."""
+    return variance_scaling(1.0, "fan_in", "truncated_normal", **options)
