@@ -115,12 +115,21 @@ def bench_mc() -> str:
     sizes, meta = [*doc["sizes"], doc["all_sizes"]], doc["meta"]
     head = "| n | " + " | ".join(str(s["n"]).replace("all sizes", "all") for s in sizes) + " |"
     lines = [head, "|---" * (len(sizes) + 1) + "|"]
-    labels = {"limit": "engine / limit", "numpy64": "engine / NumPy float64", "numpy32": "engine / NumPy float32"}
-    labels["python"] = "engine / pure Python"
+    rate = " | ".join(f"{s['summary']['rate']['engine'] / 1e6:.0f}" for s in sizes)
+    lines.append(f"| engine, M samples/s | {rate} |")
+    labels = {
+        "limit": "engine / limit (Philox, bare loop)",
+        "threefry": "engine / engine on threefry",
+        "numpy64": "engine / NumPy float64",
+        "numpy32": "engine / NumPy float32",
+        "python": "engine / pure Python",
+    }
     for method, label in labels.items():
         digits = 1 if method == "python" else 2
         cells = " | ".join(f"{s['summary']['ratio'][method]:.{digits}f}x" for s in sizes)
         lines.append(f"| {label} | {cells} |")
+    cells = " | ".join(f"{s['summary']['ceiling']:.2f}x" for s in sizes)
+    lines.append(f"| ceiling of engine / limit (engine's own cost) | {cells} |")
     text = "\n".join(lines)
     memory = doc.get("memory") or []
     if len(memory) == 3:
@@ -129,13 +138,23 @@ def bench_mc() -> str:
             f"\n\nPeak memory of {memory[2]['iterations']:.0e} iterations is {ratio:.3f}x that of "
             f"{memory[1]['iterations']:.0e}."
         )
+    once = doc.get("compile_once")
+    if once:
+        text += (
+            f" A second identical `mc.standard_test(0, [1, 5, 25, 100, 300, 1000], 4096)` takes "
+            f"{once['second_s']:.3f} s (the first, compiling, {once['first_s']:.1f} s)."
+        )
     verdicts = []
     for target, v in doc.get("verdicts", {}).items():
         where = "" if v["met"] or "missed_at" not in v else f" (at n = {', '.join(v['missed_at'])})"
         verdicts.append(f"`{target}` {'met' if v['met'] else '**missed**'}{where}")
     if verdicts:
         text += "\n\nTargets: " + "; ".join(verdicts) + "."
-    return f"{text}\n\n{meta['repeats']} repeats, about {meta['samples']:.1e} samples per size. {machine_line(meta)}"
+    device = f"{meta['platform']} x{meta['device_count']}" if "platform" in meta else meta["backend"]
+    return (
+        f"{text}\n\n{meta['repeats']} repeats, {meta['iterations']} iterations per size, on {device}. "
+        f"{machine_line(meta)}"
+    )
 
 
 def bench_study() -> str:
@@ -152,6 +171,31 @@ def bench_study() -> str:
             f"**{r['speedup_vs_per_run_epochs']:.1f}x** | {r['speedup_vs_per_run_steps']:.0f}x |"
         )
     return "\n".join([*lines, "", f"Median of {doc['repeats']} timed runs each. {machine_line(doc['machine'])}"])
+
+
+def bench_audit() -> str:
+    doc = load(f"{RESULTS}/bench_audit.json")
+    meta = doc["meta"]
+    lines = [
+        "| width | parameters | `mc.audit`, inits/s | user's loop, inits/s | drawing the weights alone, inits/s | "
+        f"audit / loop | target >= {doc['verdict']['target']:g}x |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in doc["widths"]:
+        met = "met" if doc["verdict"]["met"][str(r["width"])] else "**missed**"
+        rate = r["rate"]
+        lines.append(
+            f"| {r['width']} | {r['parameters']} | {rate['audit']:.0f} | {rate['loop']:.0f} | "
+            f"{rate['init only']:.0f} | **{r['ratio']:.1f}x** | {met} |"
+        )
+    return "\n".join(
+        [
+            *lines,
+            "",
+            f"{meta['depth']}-layer ReLU MLPs, He normal, batch 16; {meta['iterations']} audit iterations, "
+            f"{meta['loop_iterations']} loop iterations, median of {meta['repeats']} repeats. {machine_line(meta)}",
+        ]
+    )
 
 
 TORCH_GAINS = {"linear": "1", "relu": "√2 = 1.4142", "leaky_relu": "√(2/(1+0.01²)) = 1.4141", "tanh": "5/3 = 1.6667",
@@ -207,6 +251,7 @@ BLOCKS: dict[str, Callable[..., str]] = {
     "bench_init": bench_init,
     "bench_mc": bench_mc,
     "bench_study": bench_study,
+    "bench_audit": bench_audit,
     "einsum_table": einsum_table,
     "gain_table": gain_table,
     "include": include,

@@ -6,7 +6,8 @@ Every scheme factory returns ``init(key, shape, dtype=jnp.float32) -> jax.Array`
 ``jax.nn.initializers`` has (same names, arguments and values), PyTorch's and Keras'
 structured ones, and exact activation gains. The model-level schemes that need a model or
 data (``lsuv``, ``net2wider``, ``weight_selection``, ``proxy_init``) transform a model's
-parameters instead; reference residual blocks live in ``flaxinit.blocks``.
+parameters instead; reference residual blocks live in ``flaxinit.blocks``, and a faster
+generator for any of them, Philox4x32-10 as a JAX key type, in ``flaxinit.prng``.
 
 ``import flaxinit`` imports jax and NumPy only; the model-level tools load flax and optax
 on first use.
@@ -69,6 +70,7 @@ _LAZY = {
     "proxy_init": "flaxinit._net2net",
     "weight_selection": "flaxinit._net2net",
     "blocks": "flaxinit.blocks",
+    "prng": "flaxinit.prng",
     "tooling": "flaxinit.tooling",
 }
 

@@ -66,6 +66,16 @@ class Initializer(abc.ABC):
         """
         return None
 
+    def stacked(self) -> Initializer | None:
+        """This scheme for a stack of independent kernels along a new leading axis, or None.
+
+        ``init.stacked()(key, (G, *shape))[g]`` is distributed as ``init(k, shape)`` (same
+        fans, same scale), and the ``G`` kernels are independent: one call draws them all
+        from one key. The Monte Carlo engine uses it to draw many small kernels at once.
+        None where the scheme's draw is not elementwise (orthogonal, sparse, ...).
+        """
+        return None
+
     def get_config(self) -> dict[str, Any]:
         """Returns ``{"name": ..., **arguments}``: plain Python values, JSON-serializable.
 
@@ -215,6 +225,18 @@ class FanScheme(Initializer):
         if self.distribution == "normal":
             return self.stddev(shape) * math.sqrt(2.0 * terms / math.pi)  # |N(0, terms s^2)|
         return None
+
+    def stacked(self) -> FanScheme | None:
+        if self.einsum is not None:
+            return None
+
+        def shifted(axes):  # non-negative axes move one place right; negative ones stay
+            moved = tuple(a + 1 if a >= 0 else a for a in _checks.as_tuple(axes))
+            return moved[0] if isinstance(axes, int) else moved
+
+        batch = (0, *_checks.as_tuple(shifted(self.batch_axis)))
+        in_axis, out_axis = shifted(self.in_axis), shifted(self.out_axis)
+        return dataclasses.replace(self, in_axis=in_axis, out_axis=out_axis, batch_axis=batch)
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"name": self.name, **self.arguments}

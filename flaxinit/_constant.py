@@ -34,6 +34,9 @@ class Constant(Initializer):
     def expected_abs_sum(self, shape, terms):
         return abs(terms * self.value)
 
+    def stacked(self) -> Constant:
+        return self  # any shape is a stack of constant kernels
+
     def get_config(self) -> dict[str, Any]:
         config = {"name": self.name, "dtype": self.dtype}
         return config if self.name in ("zeros", "ones") else {**config, "value": self.value}

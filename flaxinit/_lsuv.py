@@ -78,6 +78,7 @@ from flax import nnx, traverse_util
 from flax.core import frozen_dict
 
 from flaxinit import _checks, _params
+from flaxinit._calls import nnx_call_hook
 from flaxinit._params import Path, path_str
 
 __all__ = ["LSUVLayer", "LSUVReport", "LSUVResult", "lsuv", "orthonormal"]
@@ -530,44 +531,19 @@ def _drop_missing_biases(order: list[_Layer], flat: Mapping[Path, Any]) -> list[
 
 # --- flax.nnx ----------------------------------------------------------------------------
 
-_MISSING = object()
-
 
 @contextlib.contextmanager
 def _record_nnx_calls(model: nnx.Module) -> Iterator[list[tuple[Path, nnx.Module, jax.Array]]]:
-    """Records ``(path, layer, output)`` for every call of one of ``model``'s Linear/Conv layers.
-
-    The ``__call__`` of each layer class is wrapped for the duration of the block (special
-    methods are looked up on the type, so an instance attribute would not do) and restored
-    after. Only the model's own instances, matched by identity, are recorded.
-    """
-    found = [(p, m) for p, m in nnx.iter_modules(model) if isinstance(m, NNX_LAYERS)]
-    paths = {id(m): tuple(p) for p, m in found}
-    classes = {type(m) for _, m in found}
-    saved = {cls: cls.__dict__.get("__call__", _MISSING) for cls in classes}
-    inherited = {cls: cls.__call__ for cls in classes}  # resolved before any patch: no double wrapping
+    """Records ``(path, layer, output)`` for every call of one of ``model``'s Linear/Conv layers
+    (:func:`flaxinit._calls.nnx_call_hook`; why not ``nnx.capture``: the module docstring)."""
     calls: list[tuple[Path, nnx.Module, jax.Array]] = []
 
-    def wrap(cls: type, call: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(call)
-        def __call__(self, *args, **kwargs):
-            out = call(self, *args, **kwargs)
-            if type(self) is cls and id(self) in paths:
-                calls.append((paths[id(self)], self, out))
-            return out
+    def record(path, layer, out):
+        calls.append((path, layer, out))
+        return out
 
-        return __call__
-
-    try:
-        for cls in classes:
-            type.__setattr__(cls, "__call__", wrap(cls, inherited[cls]))
+    with nnx_call_hook(model, record, NNX_LAYERS):
         yield calls
-    finally:
-        for cls, original in saved.items():
-            if original is _MISSING:
-                type.__delattr__(cls, "__call__")
-            else:
-                type.__setattr__(cls, "__call__", original)
 
 
 def _lsuv_nnx(model, batch, layers, options, call_kwargs) -> LSUVResult:

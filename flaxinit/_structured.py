@@ -31,13 +31,25 @@ def _canonical_dtype(init: Initializer) -> None:
         object.__setattr__(init, "dtype", _checks.check_dtype(init.dtype).name)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
-def _orthogonal(key, shape, dtype, scale, column_axis, out_sharding=None):
+def _orthogonal_kernel(key, shape, dtype, scale, column_axis):
     """jax's orthogonal: QR of a normal (rows, cols) matrix, signs of R's diagonal folded in."""
     rows, cols = math.prod(shape) // shape[column_axis], shape[column_axis]
     q = jax.random.orthogonal(key, rows, (), _sampling.sampling_dtype(dtype), cols)
     q = jnp.moveaxis(q.reshape(*np.delete(shape, column_axis), cols), -1, column_axis)
-    return _sampling.place((scale * q).astype(dtype), out_sharding)
+    return (scale * q).astype(dtype)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _orthogonal(key, shape, dtype, scale, column_axis, out_sharding=None):
+    return _sampling.place(_orthogonal_kernel(key, shape, dtype, scale, column_axis), out_sharding)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _delta_orthogonal(key, shape, dtype, scale, column_axis, out_sharding=None):
+    # one program: the matrix and its placement at the spatial centre fuse
+    center = tuple((k - 1) // 2 for k in shape[:-2])
+    matrix = _orthogonal_kernel(key, shape[-2:], dtype, scale, column_axis)
+    return _sampling.place(jnp.zeros(shape, dtype).at[center].set(matrix), out_sharding)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +111,7 @@ class DeltaOrthogonal(Orthogonal):
             raise ValueError(f"delta_orthogonal needs a 1-d, 2-d or 3-d conv kernel (rank 3 to 5), got shape {shape}")
         if shape[-1] < shape[-2]:
             raise ValueError(f"delta_orthogonal needs in <= out channels (shape[-2] <= shape[-1]), got shape {shape}")
-        center = tuple((k - 1) // 2 for k in shape[:-2])
-        matrix = _orthogonal(key, shape[-2:], dtype, self.scale, self.column_axis % 2)
-        return _sampling.place(jnp.zeros(shape, dtype).at[center].set(matrix), out_sharding)
+        return _delta_orthogonal(key, shape, dtype, self.scale, self.column_axis % 2, out_sharding)
 
 
 def delta_orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike | None = None) -> DeltaOrthogonal:

@@ -1,6 +1,6 @@
 """``python -m mc``: the Monte Carlo tests from the command line (the parsing and the commands).
 
-Subcommands ``standard``, ``normalized``, ``depth``, ``fit`` and ``reproduce`` (the
+Subcommands ``standard``, ``normalized``, ``depth``, ``audit``, ``fit`` and ``reproduce`` (the
 article's two tables and the refit). A command turns its arguments into tables of engine
 tasks (:func:`_tables`), runs them (:mod:`mc._runner`: progress, Ctrl-C, ``--resume``,
 several processes) and reports them (:mod:`mc._report`: printed tables, refits, JSON,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,7 +38,9 @@ ARTICLE_SHAPES = (
 )
 REPRODUCE_STANDARD = ("xavier_standard", "letkeman_standard", "letkeman_standard:method=article")
 REPRODUCE_NORMALIZED = ("xavier_normalized", "letkeman_normalized", "letkeman_normalized:method=article")
-#: Defaults: the article's own counts; ``reproduce`` takes about 80 s on a 2-core CPU.
+#: Where compiled kernels are kept between runs (``--compilation-cache``).
+DEFAULT_COMPILATION_CACHE = Path.home() / ".cache" / "flaxinit" / "xla"
+#: Defaults: the article's own counts (``reproduce``'s wall time is in its JSON's ``elapsed_s``).
 DEFAULT_STANDARD_ITERATIONS = 1_000_000
 DEFAULT_NORMALIZED_ITERATIONS = 5_000
 
@@ -93,53 +96,83 @@ def _shape_list(text: str) -> list[tuple[int, int]]:
     return shapes
 
 
+def _common_arguments(p: argparse.ArgumentParser, iterations: int | None) -> None:
+    """The arguments every Monte Carlo command takes: seed, generator, caches, files, processes."""
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    p.add_argument(
+        "--prng",
+        default="philox",
+        choices=_protocols.PRNGS,
+        help="generator: philox (Philox4x32-10, the fast default) or threefry (jax.random.key's bits)",
+    )
+    p.add_argument(
+        "--compilation-cache",
+        metavar="DIR",
+        default=os.environ.get("FLAXINIT_COMPILATION_CACHE", str(DEFAULT_COMPILATION_CACHE)),
+        help="JAX's persistent compilation cache, so reruns start fast ('none': off; default "
+        "$FLAXINIT_COMPILATION_CACHE or ~/.cache/flaxinit/xla)",
+    )
+    if iterations is not None:
+        p.add_argument("--iterations", type=tooling.positive_int, default=iterations, help=f"default {iterations}")
+    p.add_argument(
+        "--chunk-size",
+        type=tooling.positive_int,
+        default=None,
+        help="iterations each device runs per call: how often progress is shown and Ctrl-C is honoured "
+        "(never changes the results)",
+    )
+    p.add_argument("--json", type=Path, help="write results (atomically) to this JSON file")
+    p.add_argument("--csv", type=Path, help="write result rows (atomically) to this CSV file")
+    p.add_argument("--resume", action="store_true", help="continue the partial run in --json")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    group = p.add_argument_group(
+        "several processes or hosts (JAX's multi-controller runtime: run the same command once per process)"
+    )
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, reachable from all")
+    group.add_argument("--num-processes", type=tooling.positive_int, help="total number of processes")
+    group.add_argument("--process-id", type=int, help="this process's index, 0 .. num_processes - 1")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = tooling.ArgumentParser(
         prog="python -m mc", description="Monte Carlo magnitude tests of flaxinit's schemes."
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=tooling.ArgumentParser)
 
-    def common(p: argparse.ArgumentParser, iterations: int | None) -> None:
-        p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
-        if iterations is not None:
-            p.add_argument("--iterations", type=tooling.positive_int, default=iterations, help=f"default {iterations}")
-        p.add_argument(
-            "--chunk-size",
-            type=tooling.positive_int,
-            default=None,
-            help="iterations evaluated at once over all devices: memory only, never the results",
-        )
-        p.add_argument("--json", type=Path, help="write results (atomically) to this JSON file")
-        p.add_argument("--csv", type=Path, help="write result rows (atomically) to this CSV file")
-        p.add_argument("--resume", action="store_true", help="continue the partial run in --json")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-        group = p.add_argument_group(
-            "several processes or hosts (JAX's multi-controller runtime: run the same command once per process)"
-        )
-        group.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0, reachable from all")
-        group.add_argument("--num-processes", type=tooling.positive_int, help="total number of processes")
-        group.add_argument("--process-id", type=int, help="this process's index, 0 .. num_processes - 1")
-
     p = sub.add_parser("standard", help="the standard test for one scheme")
-    common(p, DEFAULT_STANDARD_ITERATIONS)
+    _common_arguments(p, DEFAULT_STANDARD_ITERATIONS)
     p.add_argument("--sizes", default=",".join(map(str, ARTICLE_SIZES)))
     p.add_argument("--scheme", default="xavier_standard", help="NAME or NAME:key=value,...")
     p.add_argument("--inputs", default="ones", choices=_protocols.INPUTS)
     p.add_argument("--plot", type=Path, help="write a PNG of magnitude against size")
 
     p = sub.add_parser("normalized", help="the normalized test for one scheme")
-    common(p, DEFAULT_NORMALIZED_ITERATIONS)
+    _common_arguments(p, DEFAULT_NORMALIZED_ITERATIONS)
     p.add_argument("--shapes", default=",".join(f"{a}x{b}" for a, b in ARTICLE_SHAPES))
     p.add_argument("--scheme", default="xavier_normalized")
     p.add_argument("--convention", default="article", choices=_protocols.CONVENTIONS)
     p.add_argument("--plot", type=Path)
 
     p = sub.add_parser("depth", help="magnitudes through a stack of layers")
-    common(p, 2_000)
+    _common_arguments(p, 2_000)
     p.add_argument("--widths", default="32,32,32,32,32,32,32,32,32")
     p.add_argument("--activation", default="sigmoid", help="linear or any elementwise jax.nn activation (gelu, ...)")
     p.add_argument("--scheme", default="xavier_standard")
     p.add_argument("--inputs", default="ones", choices=("ones", "gaussian"))
+
+    p = sub.add_parser("audit", help="per-layer magnitudes of a model at init, over many initializations")
+    _common_arguments(p, 256)
+    p.add_argument("--model", default="mlp", help="a reference model (mlp, cnn, rnn, resnet, resnet-fixup, "
+                   "resnet-rezero, transformer, transformer-tfixup) or package.module:factory")  # fmt: skip
+    p.add_argument(
+        "--scheme", action="append", help="initializer of the kernels, NAME or NAME:key=value,...; repeat to compare"
+    )
+    p.add_argument("--depth", type=tooling.positive_int, default=20, help="layers or blocks (default 20)")
+    p.add_argument("--width", type=tooling.positive_int, default=128, help="features (default 128)")
+    p.add_argument("--activation", default="relu", help="linear or any elementwise jax.nn activation")
+    p.add_argument("--batch", type=tooling.positive_int, default=16, help="inputs per initialization (default 16)")
+    p.add_argument("--input-shape", help="for package.module:factory models: the input batch's shape, like 16,128")
+    p.add_argument("--plot", type=Path, help="write a PNG of forward and backward RMS per layer")
 
     p = sub.add_parser("fit", help="refit the article's constants from exact g or from a results file")
     p.add_argument("--from", dest="source", type=Path, help="a --json file of reproduce/standard/normalized")
@@ -147,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path)
 
     p = sub.add_parser("reproduce", help="the article's two tables, Xavier vs Letkeman exact and approximated")
-    common(p, DEFAULT_STANDARD_ITERATIONS)
+    _common_arguments(p, DEFAULT_STANDARD_ITERATIONS)
     p.add_argument("--normalized-iterations", type=tooling.positive_int, default=DEFAULT_NORMALIZED_ITERATIONS)
     p.add_argument("--plot", type=Path, help="write a PNG of magnitude against size per scheme")
     return parser
@@ -158,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _tables(args) -> tuple[list[_runner.Table], dict[str, flaxinit.Initializer], dict[str, Any]]:
     """Builds the tables of a command and the settings that identify the run."""
-    key = jax.random.key(args.seed)
+    key = _protocols.as_key(args.seed, args.prng)
     schemes: dict[str, flaxinit.Initializer] = {}
     tables: list[_runner.Table] = []
 
@@ -166,7 +199,12 @@ def _tables(args) -> tuple[list[_runner.Table], dict[str, flaxinit.Initializer],
         schemes[spec] = parse_scheme(spec)
         return schemes[spec]
 
-    settings: dict[str, Any] = {"command": args.command, "seed": args.seed, "iterations": args.iterations}
+    settings: dict[str, Any] = {
+        "command": args.command,
+        "seed": args.seed,
+        "prng": _protocols.prng_name(key),
+        "iterations": args.iterations,
+    }
     if args.command in ("standard", "reproduce"):
         specs = REPRODUCE_STANDARD if args.command == "reproduce" else (args.scheme,)
         sizes = ARTICLE_SIZES if args.command == "reproduce" else _int_list(args.sizes, "--sizes")
@@ -195,12 +233,35 @@ def _tables(args) -> tuple[list[_runner.Table], dict[str, flaxinit.Initializer],
             normalized_iterations=iterations,
             convention=convention,
         )
+    if args.command == "audit":
+        tables.append(_audit_table(args, key, scheme, settings))
     if args.command == "depth":
         widths = _int_list(args.widths, "--widths")
         task = _protocols.depth_task(key, widths, args.activation, scheme(args.scheme), args.iterations, args.inputs)
         tables.append(_runner.Table("depth", [(args.scheme, task)]))
         settings.update(scheme=args.scheme, widths=widths, activation=args.activation, inputs=args.inputs)
     return tables, schemes, settings
+
+
+def _audit_table(args, key, scheme: Callable[[str], Any], settings: dict[str, Any]) -> _runner.Table:
+    from mc import _audit, _models
+
+    specs = args.scheme or ["xavier_standard"]
+    shape = tuple(_int_list(args.input_shape, "--input-shape")) if args.input_shape else None
+    rows = []
+    for spec in specs:
+        init = scheme(spec)
+        model, inputs, fresh = _models.reference_model(
+            args.model, init, depth=args.depth, width=args.width, activation=args.activation, batch=args.batch,
+            input_shape=shape,
+        )  # fmt: skip
+        task = _audit.audit_task(model, inputs, args.iterations, key=key, fresh_inputs=fresh, init=init)
+        rows.append((spec, task))
+    settings.update(
+        model=args.model, schemes=specs, depth=args.depth, width=args.width, activation=args.activation,
+        batch=args.batch, input_shape=list(shape) if shape else None,
+    )  # fmt: skip
+    return _runner.Table("audit", rows)
 
 
 def start_distributed(args) -> None:
@@ -221,9 +282,24 @@ def start_distributed(args) -> None:
     )
 
 
+def use_compilation_cache(directory: str) -> None:
+    """Turns on JAX's persistent compilation cache in ``directory`` (``"none"``: leaves it off)."""
+    if directory.lower() == "none":
+        return
+    path = Path(directory).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise tooling.UsageError(f"--compilation-cache: cannot create {path} ({err.strerror})") from None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def run_tables(args) -> int:
     if args.resume and args.json is None:
         raise tooling.UsageError("--resume needs --json PATH: the partial run to continue")
+    use_compilation_cache(args.compilation_cache)
     start_distributed(args)
     lead = jax.process_index() == 0  # the one process that prints and writes files
     try:

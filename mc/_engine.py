@@ -1,15 +1,24 @@
 """The streaming, sharded, bit-reproducible Monte Carlo engine.
 
 A run estimates the means of ``S`` per-iteration statistics over ``iterations``
-independent iterations. How the bits stay the same for any chunk size and any
-number of devices:
+independent iterations. How the bits stay the same for any number of devices and
+processes and any ``chunk_size``:
 
-* **Keys.** Iteration ``i`` lives in block ``i // BLOCK`` at offset ``i % BLOCK`` and
-  uses ``fold_in(fold_in(key, block), offset)``: a pure function of ``(key, i)``.
+* **Keys.** Iteration ``i`` lives in block ``i // BLOCK`` at offset ``i % BLOCK``. With a
+  Philox key (:func:`flaxinit.prng.philox_key`, the default for int seeds) the iterations
+  come in *groups* of ``G`` (a power of two the task fixes, 1 unless its initializer can
+  draw a stack of kernels at once), and group ``i // G`` draws from
+  ``substream(key, i - i % G)``: no hash, the Philox stream words XOR the index. Any
+  other key (threefry, ``G = 1``) gives iteration ``i`` the key
+  ``fold_in(fold_in(key, block), offset)``. Either way a pure function of ``(key, i)``.
+* **One compiled statistic.** A device evaluates a fixed number of iterations at once
+  (the *chunk*, set by the statistic's memory and the backend, never by ``chunk_size``,
+  the work left or the device count), so the statistic is always compiled for the same
+  batch shape. This matters: XLA may fuse a multiply into the add that follows (one
+  rounding instead of two) in one vectorized layout and not in another.
 * **Within a block** the ``BLOCK`` values (iterations past the end are zeros) are
-  summed by :func:`tree_sum`, a pairwise tree of elementwise additions; elementwise
-  float arithmetic has one correct result on every backend, whatever the batch
-  layout, so a block's sums depend only on the block.
+  summed by :func:`tree_sum`, a pairwise tree of elementwise additions whose order is
+  spelled out, so a block's sums depend only on the block's values.
 * **Across blocks** the float32 block sums (and sums of squared deviations from the
   block mean) are added *exactly*, as Python integers in units of ``2**-149`` (every
   float32 is an integer multiple of that) and exact rationals. Exact addition is
@@ -39,6 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
+from flaxinit.prng import is_philox, substream
+
 #: Iterations per block: the unit of key derivation and of in-device summation.
 BLOCK = 1024
 #: Default working set of one chunk per device, on CPUs and on accelerators.
@@ -52,32 +63,55 @@ MAX_BLOCKS = 2**31
 #: float32 values are integer multiples of 2**-149: the exact accumulators' unit.
 _UNIT_EXP = 149
 
-StatFn = Callable[[jax.Array], jax.Array]  # key -> float32[S]
+StatFn = Callable[[jax.Array], jax.Array]  # key -> float32[G, S]: one group of iterations
 
 
-def tree_sum(x: jax.Array, axis: int = 0) -> jax.Array:
+def tree_sum(x: jax.Array, axis: int = 0, *, fused_levels: int = 2) -> jax.Array:
     """Sums ``x`` along ``axis`` by a pairwise tree of elementwise additions.
 
-    The result depends only on the values along ``axis``, never on the other axes'
-    sizes or on the backend's reduction strategy: the summation order is spelled out.
-    Zeros pad the axis to a power of two.
+    The result depends only on the values along ``axis``, never on the other axes' sizes or
+    on the backend's reduction strategy: the summation order is spelled out. With the axis
+    padded by zeros to a power of two ``P``, level one adds ``x[i] + x[i + P/2]``, level two
+    does the same to the result, and so on. ``fused_levels`` levels at a time are written
+    as one expression of ``2**fused_levels`` slices, which XLA fuses into one loop (the same
+    additions in the same order, so the result does not depend on it; an absent zero term
+    is skipped, which can only change the sign of a zero). It is a speed knob only: two
+    levels suit a sum whose terms are themselves computed (the depth test's matrix-vector
+    products, several times slower with five); five suit sums over large drawn arrays (the
+    normalized test, several times faster with five).
 
     Examples:
       >>> import jax.numpy as jnp
       >>> float(tree_sum(jnp.arange(5.0)))
       10.0
     """
-    x = jnp.moveaxis(x, axis, 0)
-    size = x.shape[0]
+    axis = axis % x.ndim
+    size = x.shape[axis]
     if size == 0:
-        return jnp.zeros(x.shape[1:], x.dtype)
+        return jnp.zeros(x.shape[:axis] + x.shape[axis + 1 :], x.dtype)
     padded = 1 << (size - 1).bit_length()
-    if padded != size:
-        x = jnp.concatenate([x, jnp.zeros((padded - size, *x.shape[1:]), x.dtype)])
-    while x.shape[0] > 1:
-        half = x.shape[0] // 2
-        x = x[:half] + x[half:]
-    return x[0]
+    while padded > 1:
+        levels = min(fused_levels, padded.bit_length() - 1)
+        stride = padded >> levels
+        # part j holds x[j * stride: (j + 1) * stride] along the axis; parts past the end are absent zeros
+        parts = []
+        for j in range(1 << levels):
+            start = j * stride
+            if start >= size:
+                parts.append(None)
+                continue
+            part = jax.lax.slice_in_dim(x, start, min(start + stride, size), axis=axis)
+            if start + stride > size:  # the one part the end cuts: padded with zeros
+                shape = list(x.shape)
+                shape[axis] = start + stride - size
+                part = jnp.concatenate([part, jnp.zeros(shape, x.dtype)], axis=axis)
+            parts.append(part)
+        while len(parts) > 1:
+            half = len(parts) // 2
+            pairs = zip(parts[:half], parts[half:], strict=True)
+            parts = [a if b is None else b if a is None else a + b for a, b in pairs]
+        x, size, padded = parts[0], stride, stride
+    return jnp.squeeze(x, axis)
 
 
 @dataclasses.dataclass
@@ -204,53 +238,100 @@ class Engine:
     A *chunk* is the set of iterations one device evaluates at once (vmapped): it sets the
     memory. It is a whole number of blocks, or, for statistics too large for a block at
     once (a deep network), a power-of-two fraction of one block, whose iterations then run
-    in sub-chunks (``lax.map``) before the block's sums. A *call* is one dispatch to the
-    devices: ``shard_map`` gives each device its share of the call's blocks, which it runs
-    chunk after chunk with ``lax.map``; only the per-block sums come back. Calls are sized
-    for about a second of work, so progress is reported and Ctrl-C is honoured at that
-    granularity. Each iteration's statistic is the same elementwise computation whatever
-    the chunk, so the bits never depend on it.
+    in sub-chunks (``lax.fori_loop``) before the block's sums. A *call* is one dispatch to
+    the devices: ``shard_map`` gives each device its share of the call's blocks, which it
+    runs chunk after chunk with ``lax.map``; only the per-block sums come back. Calls are
+    sized for about a second of work (or by ``chunk_size``), so progress is reported and
+    Ctrl-C is honoured at that granularity.
+
+    The chunk is fixed by the statistic's memory and the backend (or by ``at_once``), never
+    by ``chunk_size``, the work left or the device count: the statistic is compiled for one
+    batch shape, so every run of it gives the same bits. This matters because XLA fuses a
+    multiply into a following add (a fused multiply-add, rounded once) or not depending on
+    how it vectorizes the fused loop, which depends on the batch shape: even the article's
+    tests (``unit * scale``, then summed) would differ in their last bits between chunk
+    shapes.
+
+    Compiled kernels are kept on the engine (one per chunking and key type), so running it
+    again, with any key of the same type, does not recompile.
 
     Args:
-      stat_fn: ``key -> float32[S]``, one iteration's statistics (traced, vmapped).
+      stat_fn: ``key -> float32[G, S]``: the statistics of ``G`` iterations from one key
+        (traced, vmapped).
       num_stats: ``S``.
       bytes_per_iteration: device memory one iteration needs (for default chunking).
+      group: ``G``, a power of two up to ``BLOCK``; above 1 only for Philox keys (a group
+        shares a key, which only the Philox layout provides without changing the bits of
+        other key types).
+      at_once: if given, the iterations a device evaluates at once (a power of two up to
+        ``BLOCK``, or a multiple of ``BLOCK``) instead of the memory budget's choice.
     """
 
-    def __init__(self, stat_fn: StatFn, num_stats: int, bytes_per_iteration: int):
+    def __init__(
+        self, stat_fn: StatFn, num_stats: int, bytes_per_iteration: int, group: int = 1, at_once: int | None = None
+    ):
+        if group < 1 or group > BLOCK or group & (group - 1):
+            raise ValueError(f"group must be a power of two from 1 to {BLOCK}, got {group}")
+        self.stat_fn = stat_fn
         self.num_stats = num_stats
         self.bytes_per_iteration = max(1, bytes_per_iteration)
+        self.group = group
+        self.at_once = at_once
         self.mesh = _mesh()
         self.num_devices = self.mesh.devices.size
-        offsets = jnp.arange(BLOCK, dtype=jnp.uint32)
-
-        def one_block(key, block_id, full_blocks, remainder, sub):
-            block_key = jax.random.fold_in(key, block_id)
-            keys = jax.vmap(lambda j: jax.random.fold_in(block_key, j))(offsets)
-            if sub == BLOCK:
-                values = jax.vmap(stat_fn)(keys)
-            else:  # a block too large to evaluate at once: `sub` iterations at a time
-                values = jax.lax.map(stat_fn, keys, batch_size=sub)
-            values = values.astype(jnp.float32)  # [BLOCK, S]
-            live = ((block_id < full_blocks) | ((block_id == full_blocks) & (offsets < remainder)))[:, None]
-            values = jnp.where(live, values, 0.0)
-            total = tree_sum(values, 0)
-            mean = total / jnp.maximum(tree_sum(live.astype(jnp.float32), 0), 1.0)
-            deviations = jnp.where(live, values - mean, 0.0)
-            return total, tree_sum(deviations * deviations, 0)
-
-        def device_blocks(key, first_block, full_blocks, remainder, *, chunk_blocks, sub, per_device):
-            # this device's blocks: a contiguous run of ``per_device`` ids from the call's first
-            start = first_block + jax.lax.axis_index("blocks").astype(jnp.uint32) * jnp.uint32(per_device)
-            block_ids = start + jnp.arange(per_device, dtype=jnp.uint32)
-            sums, m2s = jax.lax.map(
-                lambda b: one_block(key, b, full_blocks, remainder, sub), block_ids, batch_size=chunk_blocks
-            )
-            # every device (so every process) ends with every block's sums: one small all-gather
-            return jax.lax.all_gather(sums, "blocks", tiled=True), jax.lax.all_gather(m2s, "blocks", tiled=True)
-
-        self._device_blocks = device_blocks
         self._kernels: dict[tuple[int, int, int], Callable] = {}
+
+    def _group_keys(self, key: jax.Array, block_id: jax.Array) -> jax.Array:
+        """The keys of a block's groups (of its iterations, for group 1)."""
+        if is_philox(key):  # the substream of each group's first iteration: no hash
+            shift = BLOCK.bit_length() - 1
+            group_offsets = jnp.arange(0, BLOCK, self.group, dtype=jnp.uint32)
+            return substream(key, ((block_id << shift) | group_offsets, block_id >> (32 - shift)))
+        if self.group != 1:
+            raise TypeError("iterations share a key (group > 1) only with Philox keys")
+        block_key = jax.random.fold_in(key, block_id)
+        return jax.vmap(lambda j: jax.random.fold_in(block_key, j))(jnp.arange(BLOCK, dtype=jnp.uint32))
+
+    def _sub_chunks(self, keys: jax.Array, count: jax.Array, sub: int) -> jax.Array:
+        """The block's values, ``sub`` iterations at a time, up to the last live one."""
+        keys = keys.reshape(BLOCK // sub, sub // self.group, *keys.shape[1:])
+
+        def step(i, values):
+            chunk = jax.vmap(self.stat_fn)(keys[i]).reshape(sub, self.num_stats).astype(jnp.float32)
+            return jax.lax.dynamic_update_slice_in_dim(values, chunk, i * sub, axis=0)
+
+        steps = (count.astype(jnp.int32) + (sub - 1)) // sub  # a partial block skips its dead sub-chunks
+        return jax.lax.fori_loop(0, steps, step, jnp.zeros((BLOCK, self.num_stats), jnp.float32))
+
+    def _one_block(self, key, block_id, full_blocks, remainder, sub: int) -> tuple[jax.Array, jax.Array]:
+        """A block's float32 sum of each statistic and sum of squared deviations from its mean."""
+        keys = self._group_keys(key, block_id)
+        count = jnp.where(block_id < full_blocks, BLOCK, jnp.where(block_id == full_blocks, remainder, 0))
+        if sub == BLOCK:
+            values = jax.vmap(self.stat_fn)(keys)
+        else:  # a block too large to evaluate at once: `sub` iterations at a time
+            values = self._sub_chunks(keys, count, sub)
+        # materialized once: left to itself, XLA fuses the whole draw into each of the
+        # block's two sums below and computes it twice (measured: about half the speed)
+        values = jax.lax.optimization_barrier(values.reshape(BLOCK, self.num_stats).astype(jnp.float32))
+        offsets = jnp.arange(BLOCK, dtype=jnp.uint32)
+        live = ((block_id < full_blocks) | ((block_id == full_blocks) & (offsets < remainder)))[:, None]
+        values = jnp.where(live, values, 0.0)
+        total = tree_sum(values, 0)
+        mean = total / jnp.maximum(count.astype(jnp.float32), 1.0)
+        deviations = jnp.where(live, values - mean, 0.0)
+        return total, tree_sum(deviations * deviations, 0)
+
+    def _device_blocks(self, key, first_block, full_blocks, remainder, *, chunk_blocks, sub, per_device):
+        """One device's share of a call (inside ``shard_map``), all-gathered."""
+        # this device's blocks: a contiguous run of ``per_device`` ids from the call's first
+        start = first_block + jax.lax.axis_index("blocks").astype(jnp.uint32) * jnp.uint32(per_device)
+        block_ids = start + jnp.arange(per_device, dtype=jnp.uint32)
+        sums, m2s = jax.lax.map(
+            lambda b: self._one_block(key, b, full_blocks, remainder, sub), block_ids, batch_size=chunk_blocks
+        )
+        # every device (so every process) ends with every block's sums: one small all-gather
+        return jax.lax.all_gather(sums, "blocks", tiled=True), jax.lax.all_gather(m2s, "blocks", tiled=True)
 
     def _kernel(self, chunk_blocks: int, sub: int, per_device: int) -> Callable:
         if (chunk_blocks, sub, per_device) not in self._kernels:
@@ -264,20 +345,23 @@ class Engine:
                 # the outputs are all-gathered, so replicated; this jax cannot infer that for all_gather
                 check_vma=False,
             )
+            # jit keeps one executable per key type (its dtype) under the same function
             self._kernels[chunk_blocks, sub, per_device] = jax.jit(mapped)
         return self._kernels[chunk_blocks, sub, per_device]
 
-    def chunking(self, chunk_size: int | None) -> tuple[int, int]:
+    def chunking(self) -> tuple[int, int]:
         """``(blocks, iterations)`` a device evaluates at once: whole blocks (``iterations = BLOCK``),
-        or one block in power-of-two sub-chunks; from ``chunk_size`` iterations (over all
-        devices) or from the memory budget."""
-        if chunk_size is None:
-            at_once = max(1, default_chunk_bytes() // self.bytes_per_iteration)
-        else:
-            at_once = _ceil_div(chunk_size, self.num_devices)
-        if at_once >= BLOCK:
+        or one block in power-of-two sub-chunks of at least one group; from ``at_once`` or the
+        memory budget (never from ``chunk_size`` or the device count)."""
+        if self.at_once is not None:
+            return (self.at_once // BLOCK, BLOCK) if self.at_once >= BLOCK else (1, self.at_once)
+        at_once = max(1, default_chunk_bytes() // self.bytes_per_iteration)
+        if at_once >= 2 * BLOCK or (at_once >= BLOCK and self.group > BLOCK // 2):
             return at_once // BLOCK, BLOCK
-        return 1, 1 << (at_once.bit_length() - 1)  # the largest power of two <= at_once: it divides BLOCK
+        if at_once >= BLOCK:  # measured: one whole block per lax.map step runs at about 0.6x of half blocks
+            return 1, BLOCK // 2
+        # the largest power of two <= at_once (it divides BLOCK), and at least one group
+        return 1, max(self.group, 1 << (at_once.bit_length() - 1))
 
     def run(
         self,
@@ -288,6 +372,10 @@ class Engine:
     ) -> Accumulator:
         """Runs the remaining blocks of ``acc`` (updated in place, also returned).
 
+        ``chunk_size`` is the iterations each device runs per call (rounded up to whole
+        chunks); by default, about ``CALL_BYTES`` of work. It sets how often progress is
+        reported and Ctrl-C is honoured, never the bits.
+
         ``on_chunk(acc)`` is called after every call's blocks are added; an exception
         raised there (or a ``KeyboardInterrupt``) leaves ``acc`` holding every completed
         call, so the run can be resumed from it with the same key.
@@ -297,14 +385,19 @@ class Engine:
             raise ValueError(f"iterations must be at most {MAX_BLOCKS * BLOCK}, got {acc.iterations}")
         full_blocks = jnp.uint32(acc.iterations // BLOCK)
         remainder = jnp.uint32(acc.iterations % BLOCK)
-        chunk, sub = self.chunking(chunk_size)
-        per_call = max(chunk, CALL_BYTES // (self.bytes_per_iteration * BLOCK)) * self.num_devices
+        chunk, sub = self.chunking()
+        if chunk_size is None:
+            per_device = max(chunk, CALL_BYTES // (self.bytes_per_iteration * BLOCK))
+        else:
+            per_device = _ceil_div(_ceil_div(chunk_size, BLOCK), chunk) * chunk
+        per_call = per_device * self.num_devices
 
-        # equal calls (one compiled shape per run), each a multiple of the device count
+        # equal calls, each a whole number of chunks per device. The chunk itself never adapts
+        # to the work left or to the device count (a short run computes, then drops, padding
+        # blocks): the statistic is then always compiled for the same batch shape, and XLA
+        # vectorizes products and transcendental functions the same way in every run.
         remaining = total - acc.blocks_done
         calls = max(1, _ceil_div(remaining, per_call))
-        chunk = min(chunk, _ceil_div(_ceil_div(remaining, calls), self.num_devices))
-        # whole chunks per device: lax.map then compiles no extra body for a remainder
         count = _ceil_div(_ceil_div(remaining, calls), chunk * self.num_devices) * chunk * self.num_devices
         kernel = self._kernel(chunk, sub, count // self.num_devices)
 

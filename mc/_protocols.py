@@ -2,12 +2,13 @@
 
 Every iteration draws its weights by calling the given flaxinit initializer with its
 own key, so the Monte Carlo checks the shipped code. Sums inside an iteration use
-:func:`mc._engine.tree_sum` so that results are bit-identical for any chunking.
+:func:`mc._engine.tree_sum`, whose order of additions is spelled out.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
@@ -17,8 +18,9 @@ import jax.numpy as jnp
 
 import flaxinit
 from flaxinit.magnitude import CONVENTIONS, normalized_passes
+from flaxinit.prng import is_philox, philox_key
 from flaxinit.tooling import check_choice, check_int, check_key
-from mc._engine import Accumulator, Engine, tree_sum
+from mc._engine import BLOCK, Accumulator, Engine, tree_sum
 from mc._results import DepthResult, NormalizedResult, StandardResult, ci95
 
 INPUTS = ("ones", "gaussian", "one_hot", "softmax")
@@ -73,6 +75,76 @@ def _check_shapes(shapes: Any) -> list[tuple[int, int]]:
     if not out:
         raise ValueError("shapes must not be empty")
     return out
+
+
+def as_key(key: Any, prng: str = "philox") -> jax.Array:
+    """A Monte Carlo's key: a key as given (it keeps its own impl: a threefry key gives the bits
+    it always gave), an int seed as a key of ``prng`` (``"philox"``, the default:
+    :func:`flaxinit.prng.philox_key`; or ``"threefry"``: ``jax.random.key``)."""
+    check_choice(prng, "prng", PRNGS)
+    if isinstance(key, int) and not isinstance(key, bool) and prng == "philox":
+        return philox_key(key)
+    return check_key(key, seeds=True)
+
+
+#: The generators an int seed can select.
+PRNGS = ("philox", "threefry")
+
+
+def prng_name(key: jax.Array) -> str:
+    """The generator behind ``key``, as results record it: ``"philox4x32_10"``, ``"threefry2x32"``, ..."""
+    if is_philox(key):
+        return "philox4x32_10"
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return "threefry2x32"  # a legacy raw key: jax's default impl
+    return str(jax.random.key_impl(key)).removeprefix("PRNGSpec(").strip("')\"")
+
+
+#: Random values one group of iterations draws at most: the iterations of a task share a
+#: key in groups as large as fit (a power of two), so that small kernels do not pay one key
+#: and one partial Philox block per iteration.
+GROUP_VALUES = 4096
+
+
+def _group(key: jax.Array, init: Any, values_per_iteration: int) -> int:
+    """How many iterations share a key: 1 unless ``key`` is Philox and ``init`` stacks."""
+    stacked = getattr(init, "stacked", None)
+    if not is_philox(key) or stacked is None or stacked() is None:
+        return 1
+    group = 1
+    while group < BLOCK and 2 * group * values_per_iteration <= GROUP_VALUES:
+        group *= 2
+    return group
+
+
+def _draw_stack(init: Callable, shape: tuple[int, ...], group: int) -> Callable[[jax.Array], jax.Array]:
+    """``key -> float32[group, *shape]``: ``group`` kernels of ``shape`` from one key, drawn by
+    ``init`` (its :meth:`~flaxinit.Initializer.stacked` form for more than one)."""
+    if group == 1:
+        draw = lambda k: init(k, shape, jnp.float32)[None]  # noqa: E731
+    else:
+        stacked = init.stacked()
+        draw = lambda k: stacked(k, (group, *shape), jnp.float32)  # noqa: E731
+    return draw
+
+
+def _cached(build: Callable[..., Engine]) -> Callable[..., Engine]:
+    """Keeps the engines ``build`` makes, by its arguments, so that a task built again (the same
+    statistic, shapes, initializer and group) reuses the compiled kernels: a second
+    ``standard_test`` does not recompile. Unhashable arguments (a custom initializer that is
+    not hashable) build a new engine every time."""
+    cached = functools.lru_cache(maxsize=256)(build)
+
+    @functools.wraps(build)
+    def engine(*args: Any) -> Engine:
+        try:
+            return cached(*args)
+        except TypeError as err:
+            if "unhashable" not in str(err):
+                raise
+            return build(*args)
+
+    return engine
 
 
 # --- exact expectations -----------------------------------------------------------------
@@ -135,9 +207,9 @@ class Task(Generic[R]):
         return self.finalize(self.engine.run(self.key, acc, chunk_size, on_chunk))
 
 
-def standard_tasks(key, sizes, iterations, init, inputs="ones") -> list[Task[StandardResult]]:
+def standard_tasks(key, sizes, iterations, init, inputs="ones", prng="philox") -> list[Task[StandardResult]]:
     """The tasks behind :func:`standard_test` (same arguments), one per size, not yet run."""
-    key, init = check_key(key, seeds=True), _check_init(init)
+    key, init = as_key(key, prng), _check_init(init)
     iterations = check_int(iterations, "iterations")
     check_choice(inputs, "inputs", INPUTS)
     sizes = [check_int(n, "each size") for n in sizes]
@@ -146,29 +218,37 @@ def standard_tasks(key, sizes, iterations, init, inputs="ones") -> list[Task[Sta
     return [_standard_task(key, n, iterations, init, inputs) for n in sizes]
 
 
-def _standard_task(key, n, iterations, init, inputs) -> Task[StandardResult]:
-    shape = (n, 1)
+@_cached
+def _standard_engine(n: int, init: Callable, inputs: str, group: int) -> Engine:
+    draw = _draw_stack(init, (n, 1), group)
 
-    def stat(k):
+    def stat(k):  # [group, 1]
         if inputs == "ones":
-            z = tree_sum(init(k, shape, jnp.float32)[:, 0])
+            z = tree_sum(draw(k)[:, :, 0], 1)
         else:
             k_w, k_x = jax.random.split(k)
-            w = init(k_w, shape, jnp.float32)[:, 0]
+            w = draw(k_w)[:, :, 0]
             if inputs == "one_hot":
-                z = w[jax.random.randint(k_x, (), 0, n)]
+                hot = jax.random.randint(k_x, (group,), 0, n)
+                z = jnp.take_along_axis(w, hot[:, None], axis=1)[:, 0]
             else:
-                x = jax.random.normal(k_x, (n,), jnp.float32)
-                x = jax.nn.softmax(x) if inputs == "softmax" else x
-                z = tree_sum(x * w)
-        return jnp.abs(z)[None]
+                x = jax.random.normal(k_x, (group, n), jnp.float32)
+                x = jax.nn.softmax(x, axis=1) if inputs == "softmax" else x
+                z = tree_sum(x * w, 1)
+        return jnp.abs(z)[:, None]
 
+    return Engine(stat, 1, bytes_per_iteration=64 + 16 * n, group=group)  # keys and intermediates
+
+
+def _standard_task(key, n, iterations, init, inputs) -> Task[StandardResult]:
+    shape = (n, 1)
     if inputs == "ones":
         expected = _abs_sum_expectation(init, shape, n)
     elif inputs == "one_hot":
         expected = _abs_sum_expectation(init, shape, 1)
     else:
         expected = None
+    prng = prng_name(key)
 
     def finalize(acc: Accumulator) -> StandardResult:
         (mean,), (se,) = acc.moments()
@@ -182,38 +262,57 @@ def _standard_task(key, n, iterations, init, inputs) -> Task[StandardResult]:
             ci95=ci95(mean, se),
             expected=expected,
             bound=_bound(init, shape),
+            prng=prng,
         )
 
-    engine = Engine(stat, 1, bytes_per_iteration=64 + 16 * n)  # keys and intermediates
+    values = n if inputs in ("ones", "one_hot") else 2 * n
+    engine = _standard_engine(n, init, inputs, _group(key, init, values))
     return Task(f"standard n={n}", engine, jax.random.fold_in(key, n), iterations, finalize)
 
 
-def normalized_tasks(key, shapes, iterations, init, convention="article") -> list[Task[NormalizedResult]]:
+def normalized_tasks(
+    key, shapes, iterations, init, convention="article", prng="philox"
+) -> list[Task[NormalizedResult]]:
     """The tasks behind :func:`normalized_test` (same arguments), one per shape, not yet run."""
-    key, init = check_key(key, seeds=True), _check_init(init)
+    key, init = as_key(key, prng), _check_init(init)
     iterations = check_int(iterations, "iterations")
     check_choice(convention, "convention", CONVENTIONS)
     return [_normalized_task(key, shape, iterations, init, convention) for shape in _check_shapes(shapes)]
 
 
+@_cached
+def _normalized_engine(shape: tuple[int, int], init: Callable, group: int) -> Engine:
+    n_in, n_out = shape
+    draw = _draw_stack(init, shape, group)
+
+    def stat(k):  # [group, 3]: the totals; the conventions' divisions happen on the host
+        w = draw(k)
+        # sums over large drawn arrays: five fused levels (see tree_sum; the same bits)
+        t_row = tree_sum(jnp.abs(tree_sum(w, 2, fused_levels=5)), 1, fused_levels=5)  # each input node's outgoing sum
+        t_col = tree_sum(jnp.abs(tree_sum(w, 1, fused_levels=5)), 1, fused_levels=5)  # each output node's incoming sum
+        return jnp.stack([t_row, t_col, t_row + t_col], axis=1)
+
+    return Engine(stat, 3, bytes_per_iteration=64 + 16 * n_in * n_out, group=group)
+
+
 def _normalized_task(key, shape, iterations, init, convention) -> Task[NormalizedResult]:
     n_in, n_out = shape
-
-    def stat(k):
-        w = init(k, shape, jnp.float32)
-        t_row = tree_sum(jnp.abs(tree_sum(w, 1)))  # each input node's outgoing sum
-        t_col = tree_sum(jnp.abs(tree_sum(w, 0)))  # each output node's incoming sum
-        return jnp.stack(normalized_passes(t_row, t_col, n_in, n_out, convention))
-
     e_out = _abs_sum_expectation(init, shape, n_out)  # E|sum over a row|
     e_in = _abs_sum_expectation(init, shape, n_in)  # E|sum over a column|
     if e_out is None or e_in is None:
         expected = (None, None, None)
     else:
         expected = normalized_passes(n_in * e_out, n_out * e_in, n_in, n_out, convention)
+    prng = prng_name(key)
 
     def finalize(acc: Accumulator) -> NormalizedResult:
-        (f, b, a), (f_se, b_se, a_se) = acc.moments()
+        # every pass is a total over a positive constant: divide the totals' means and errors
+        # here, in float64 (in the kernel, XLA may turn x / 3 into x * (1/3) in one program and
+        # not in another, and the last bits would depend on it)
+        (row, col, both), (row_se, col_se, both_se) = acc.moments()
+        f, b, _ = normalized_passes(row, col, n_in, n_out, convention)
+        f_se, b_se, _ = normalized_passes(row_se, col_se, n_in, n_out, convention)
+        a, a_se = both / (n_in + n_out), both_se / (n_in + n_out)
         return NormalizedResult(
             n_in=n_in,
             n_out=n_out,
@@ -233,9 +332,10 @@ def _normalized_task(key, shape, iterations, init, convention) -> Task[Normalize
             expected_backward=expected[1],
             expected_avg=expected[2],
             bound=_bound(init, shape),
+            prng=prng,
         )
 
-    engine = Engine(stat, 3, bytes_per_iteration=64 + 16 * n_in * n_out)
+    engine = _normalized_engine(shape, init, _group(key, init, n_in * n_out))
     label = f"normalized {n_in}x{n_out}"
     return Task(label, engine, jax.random.fold_in(jax.random.fold_in(key, n_in), n_out), iterations, finalize)
 
@@ -250,43 +350,23 @@ def _layer_inits(init: Any, depth: int) -> list[Callable]:
     return [_check_init(i) for i in inits]
 
 
-def depth_task(key, widths, activation, init, iterations, inputs="ones") -> Task[DepthResult]:
+def depth_task(key, widths, activation, init, iterations, inputs="ones", prng="philox") -> Task[DepthResult]:
     """The task behind :func:`depth_test` (same arguments), not yet run."""
-    key = check_key(key, seeds=True)
+    key = as_key(key, prng)
     iterations = check_int(iterations, "iterations")
     name, act = activation_function(activation)
     check_choice(inputs, "inputs", ("ones", "gaussian"))
     widths = tuple(check_int(w, "each width") for w in widths)
     if len(widths) < 2:
         raise ValueError(f"widths must list at least an input and one layer width, got {widths!r}")
-    dact = jax.vmap(jax.grad(lambda z: act(z)))
-    shapes = list(itertools.pairwise(widths))
-    depth = len(shapes)
-    inits = _layer_inits(init, depth)
-
-    def stat(k):
-        k_w, k_x = jax.random.split(k)
-        kernels = [
-            i(jax.random.fold_in(k_w, layer), s, jnp.float32)
-            for layer, (i, s) in enumerate(zip(inits, shapes, strict=True))
-        ]
-        a = jnp.ones(widths[0]) if inputs == "ones" else jax.random.normal(k_x, (widths[0],))
-        pre, fwd, square = [], [], []
-        for w in kernels:
-            z = tree_sum(a[:, None] * w, 0)
-            a = act(z)
-            pre.append(z)
-            fwd.append(tree_sum(jnp.abs(a)) / a.shape[0])
-            square.append(tree_sum(z * z) / z.shape[0])
-        delta = dact(pre[-1])  # all-ones error at the output
-        bwd = [tree_sum(jnp.abs(delta)) / delta.shape[0]]
-        for layer in range(depth - 1, 0, -1):
-            delta = tree_sum(kernels[layer] * delta[None, :], 1) * dact(pre[layer - 1])
-            bwd.append(tree_sum(jnp.abs(delta)) / delta.shape[0])
-        return jnp.stack(fwd + bwd[::-1] + square)
+    depth = len(widths) - 1
+    inits = tuple(_layer_inits(init, depth))
+    prng = prng_name(key)
 
     def finalize(acc: Accumulator) -> DepthResult:
         means, ses = acc.moments()
+        per_node = [w for _ in range(3) for w in widths[1:]]  # each statistic is a sum over a layer's nodes
+        means, ses = ([v / w for v, w in zip(x, per_node, strict=True)] for x in (means, ses))
         parts = [slice(0, depth), slice(depth, 2 * depth), slice(2 * depth, 3 * depth)]
         (fwd, bwd, sq), (fwd_se, bwd_se, sq_se) = ([tuple(v[p]) for p in parts] for v in (means, ses))
         return DepthResult(
@@ -301,11 +381,41 @@ def depth_task(key, widths, activation, init, iterations, inputs="ones") -> Task
             backward_se=bwd_se,
             preactivation_ms=sq,
             preactivation_ms_se=sq_se,
+            prng=prng,
         )
 
+    return Task(f"depth {name}", _depth_engine(widths, act, inits, inputs), key, iterations, finalize)
+
+
+@_cached
+def _depth_engine(widths: tuple[int, ...], act: Callable, inits: tuple[Callable, ...], inputs: str) -> Engine:
+    dact = jax.vmap(jax.grad(lambda z: act(z)))
+    shapes = list(itertools.pairwise(widths))
+    depth = len(shapes)
+
+    def stat(k):  # [1, 3 * depth]
+        k_w, k_x = jax.random.split(k)
+        kernels = [
+            i(jax.random.fold_in(k_w, layer), s, jnp.float32)
+            for layer, (i, s) in enumerate(zip(inits, shapes, strict=True))
+        ]
+        a = jnp.ones(widths[0]) if inputs == "ones" else jax.random.normal(k_x, (widths[0],))
+        pre, fwd, square = [], [], []
+        for w in kernels:  # sums over each layer's nodes; the host divides them by its width
+            z = tree_sum(a[:, None] * w, 0)
+            a = act(z)
+            pre.append(z)
+            fwd.append(tree_sum(jnp.abs(a)))
+            square.append(tree_sum(z * z))
+        delta = dact(pre[-1])  # all-ones error at the output
+        bwd = [tree_sum(jnp.abs(delta))]
+        for layer in range(depth - 1, 0, -1):
+            delta = tree_sum(kernels[layer] * delta[None, :], 1) * dact(pre[layer - 1])
+            bwd.append(tree_sum(jnp.abs(delta)))
+        return jnp.stack(fwd + bwd[::-1] + square)[None]
+
     per_iteration = 64 + 16 * sum(a * b for a, b in shapes)
-    engine = Engine(stat, 3 * depth, bytes_per_iteration=per_iteration)
-    return Task(f"depth {name}", engine, key, iterations, finalize)
+    return Engine(stat, 3 * depth, bytes_per_iteration=per_iteration)
 
 
 # --- the public functions ----------------------------------------------------------------------
@@ -328,17 +438,20 @@ def standard_test(
     inputs have total magnitude 1, which is why the Active Node Method uses ``fan_in=1``.
 
     Args:
-      key: a PRNG key (or an int seed). Size ``n`` uses ``fold_in(key, n)``.
+      key: a PRNG key, or an int seed, which becomes the Philox key
+        :func:`flaxinit.prng.philox_key` (the fast generator; a key keeps its own type:
+        pass ``jax.random.key(seed)`` for threefry's bits). Size ``n`` uses ``fold_in(key, n)``.
       sizes: layer sizes ``n``.
       iterations: iterations per size.
       init: a flaxinit initializer (any ``init(key, shape, dtype)`` works; the exact
         expectation is known for flaxinit's uniform, normal and constant schemes).
-      chunk_size: iterations evaluated at once (vmapped), over all devices: it sets the
-        memory a device needs, not the results. Default: from a per-device budget of
-        ``mc._engine.CPU_CHUNK_BYTES`` (2 MiB, cache-sized) on CPUs and
-        ``ACCELERATOR_CHUNK_BYTES`` (512 MiB) on accelerators. Each device call runs several
-        chunks (about ``CALL_BYTES`` of work). Results are bit-identical for every chunk
-        size, device count and process count.
+      chunk_size: iterations each device runs per call (rounded up to whole chunks): how
+        often progress is reported and Ctrl-C honoured. Default: about
+        ``mc._engine.CALL_BYTES`` of work. What a device evaluates at once (vmapped) is
+        fixed by the statistic's memory: a per-device budget of ``mc._engine.CPU_CHUNK_BYTES``
+        (2 MiB, cache-sized) on CPUs and ``ACCELERATOR_CHUNK_BYTES`` (512 MiB) on
+        accelerators, so the statistic is compiled for one batch shape. Results are
+        bit-identical for every ``chunk_size``, device count and process count.
       inputs: ``"ones"``, ``"gaussian"``, ``"one_hot"`` or ``"softmax"``.
 
     Returns:
@@ -369,13 +482,14 @@ def normalized_test(
     ``T_row = sum_i |sum_o W[i, o]|`` and ``T_col = sum_o |sum_i W[i, o]|``.
 
     Args:
-      key: a PRNG key (or an int seed). A shape uses ``fold_in(fold_in(key, n_in), n_out)``.
+      key: a PRNG key or an int seed (see :func:`standard_test`). A shape uses
+        ``fold_in(fold_in(key, n_in), n_out)``.
       shapes: ``(n_in, n_out)`` pairs.
       iterations: iterations per shape.
       init: a flaxinit initializer.
       convention: ``"article"`` (``T_row / n_out``, ``T_col / n_in``, as the article's
         tables) or ``"per_node"`` (``T_col / n_out``, ``T_row / n_in``).
-      chunk_size: iterations evaluated at once (see :func:`standard_test`).
+      chunk_size: iterations per device call (see :func:`standard_test`).
 
     Returns:
       A :class:`NormalizedResult` per shape, in order.
@@ -409,7 +523,7 @@ def depth_test(
     square of the pre-activations (the second moment an exact gain keeps at 1).
 
     Args:
-      key: a PRNG key (or an int seed).
+      key: a PRNG key or an int seed (see :func:`standard_test`).
       widths: input width, then each layer's width.
       activation: ``"linear"``, any elementwise ``jax.nn`` activation by name (``"sigmoid"``,
         ``"tanh"``, ``"relu"``, ``"gelu"``, ...) or an elementwise callable; its derivative
@@ -418,7 +532,7 @@ def depth_test(
         first layer fed data rather than activations wants gain 1, for instance).
       iterations: independent networks to average over.
       inputs: ``"ones"`` or ``"gaussian"``.
-      chunk_size: iterations evaluated at once (see :func:`standard_test`).
+      chunk_size: iterations per device call (see :func:`standard_test`).
 
     Returns:
       A :class:`DepthResult`.

@@ -63,6 +63,48 @@ def print_depth(rows: list[dict[str, Any]]) -> None:
             print(f"{i:>6} {f:>20.6g} {b:>20.6g} {'—' if q is None else f'{q:.6g}':>22}")
 
 
+def print_audit(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        print(f"\n{r['spec']}: {r['model']} ({r['api']}), {r['iterations']} initializations, {r['inputs']} inputs")
+        print(f"{'layer':<32} {'shape':>16} {'RMS':>10} {'grad RMS':>10} {'mean |a|':>10} {'zeros':>7}")
+        for layer in r["layers"]:
+            shape = "x".join(map(str, layer["shape"]))
+            print(
+                f"{layer['path']:<32} {shape:>16} {layer['rms']:>10.4g} {layer['grad_rms']:>10.4g} "
+                f"{layer['mean_abs']:>10.4g} {layer['zero_fraction']:>7.3f}"
+            )
+
+
+def plot_audit(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Forward and backward RMS per layer (call order), one line per scheme, log scale."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for r in rows:
+        layers = [x for x in r["layers"] if x["path"] != "(output)"]
+        depth = range(1, len(layers) + 1)
+        axes[0].plot(depth, [x["rms"] for x in layers], marker=".", label=r["spec"])
+        axes[1].plot(depth, [x["grad_rms"] for x in layers], marker=".", label=r["spec"])
+    model = rows[0]["model"] if rows else ""
+    for ax, what in zip(axes, ("activations (forward)", "gradients (backward)"), strict=True):
+        ax.set(yscale="log", xlabel="layer (call order)", ylabel="RMS", title=f"{model}: {what}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with tooling.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise tooling.UsageError("--plot needs matplotlib: pip install -e '.[plots]'") from None
+    return plt
+
+
 def print_fit(fit: _fit.FitResult) -> None:
     print()
     print(fit.summary())
@@ -91,14 +133,9 @@ def fits_from_rows(standard_rows, normalized_rows, objective: str = "minimax") -
 
 
 def plot(path: Path, standard_rows, normalized_rows, schemes: dict[str, flaxinit.Initializer]) -> None:
-    try:
-        import matplotlib
+    import numpy as np
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import numpy as np
-    except ImportError:
-        raise tooling.UsageError("--plot needs matplotlib: pip install -e '.[plots]'") from None
+    plt = _pyplot()
     panels = [p for p in (standard_rows, normalized_rows) if p]
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     ax_iter = iter(axes[0])
@@ -151,6 +188,8 @@ def report_tables(args, runner: Runner, schemes: dict[str, Any], complete: bool,
         print_normalized(normalized_rows)
     if runner.rows("depth"):
         print_depth(runner.rows("depth"))
+    if runner.rows("audit"):
+        print_audit(runner.rows("audit"))
     extra: dict[str, Any] = {"seconds": elapsed}
     if complete and args.command == "reproduce":
         fits = fits_from_rows(standard_rows, normalized_rows)
@@ -163,6 +202,8 @@ def report_tables(args, runner: Runner, schemes: dict[str, Any], complete: bool,
         tooling.write_csv(args.csv, [_flat(r) for r in runner.results.values()])
     if getattr(args, "plot", None) and (standard_rows or normalized_rows):
         plot(args.plot, standard_rows, normalized_rows, schemes)
+    if getattr(args, "plot", None) and runner.rows("audit"):
+        plot_audit(args.plot, runner.rows("audit"))
     if not complete:
         where = f" in {args.json}; continue with --resume" if args.json else " (pass --json PATH to keep partial runs)"
         print(f"\npartial: {len(runner.results)} rows finished{where}", file=sys.stderr)

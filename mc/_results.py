@@ -37,6 +37,7 @@ class StandardResult(_AsDict):
       ci95: the 95 % interval ``mean ± 1.96 se``.
       expected: the exact expectation, where the scheme and inputs have one, else None.
       bound: the uniform bound used (None for non-uniform schemes).
+      prng: the generator that drew the weights (``"philox4x32_10"``, ``"threefry2x32"``).
     """
 
     size: int
@@ -48,6 +49,7 @@ class StandardResult(_AsDict):
     ci95: tuple[float, float]
     expected: float | None
     bound: float | None
+    prng: str = "threefry2x32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +60,7 @@ class NormalizedResult(_AsDict):
     ``T_row`` by ``n_out`` and ``T_col`` by ``n_in`` as the article's tables do;
     ``"per_node"`` gives the mean |pre-activation| (``T_col / n_out``) and the mean
     |back-propagated error| (``T_row / n_in``). ``avg = (T_row + T_col) / (n_in + n_out)``.
+    ``prng`` names the generator that drew the weights.
     """
 
     n_in: int
@@ -78,6 +81,7 @@ class NormalizedResult(_AsDict):
     expected_backward: float | None
     expected_avg: float | None
     bound: float | None
+    prng: str = "threefry2x32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +91,8 @@ class DepthResult(_AsDict):
     ``forward[l]`` is the mean |activation| of layer ``l`` (after its nonlinearity),
     ``backward[l]`` the mean |gradient| with respect to its pre-activations, when an
     all-ones error enters at the output, and ``preactivation_ms[l]`` the mean square of its
-    pre-activations; each averaged over nodes and iterations, with its ``_se``.
+    pre-activations; each averaged over nodes and iterations, with its ``_se``. ``prng``
+    names the generator that drew the weights.
     """
 
     widths: tuple[int, ...]
@@ -101,3 +106,4 @@ class DepthResult(_AsDict):
     backward_se: tuple[float, ...]
     preactivation_ms: tuple[float, ...] = ()
     preactivation_ms_se: tuple[float, ...] = ()
+    prng: str = "threefry2x32"

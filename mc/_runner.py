@@ -48,7 +48,14 @@ class Runner:
         return f"{table} | {spec} | {task.label}"
 
     def load(self, data: dict[str, Any]) -> None:
-        if data.get("settings") != self.settings:
+        stored = dict(data.get("settings") or {})
+        stored.setdefault("prng", "threefry2x32")  # runs from before the generator was recorded
+        if stored["prng"] != self.settings.get("prng"):
+            raise tooling.UsageError(
+                f"--resume: the partial run in the JSON file was drawn with {stored['prng']}, this command "
+                f"draws with {self.settings.get('prng')}: pass the matching --prng"
+            )
+        if stored != self.settings:
             raise tooling.UsageError(
                 "--resume: the settings in the JSON file differ from this command's "
                 f"({data.get('settings')} vs {self.settings})"

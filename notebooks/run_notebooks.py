@@ -37,7 +37,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from flaxinit.tooling import write_text
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent
-NOTEBOOKS = ("01_magnitude.ipynb", "02_flax_usage.ipynb", "03_study.ipynb")
+NOTEBOOKS = ("01_magnitude.ipynb", "02_flax_usage.ipynb", "03_study.ipynb", "04_audit.ipynb")
 KERNEL_NAME = "python3"
 CELL_TIMEOUT = 600  # seconds per cell
 PARAMETERS_TAG = "parameters"
@@ -77,6 +77,18 @@ SMALL: dict[str, dict[str, Any]] = {
     "03_study.ipynb": {
         # the committed results are read as in the full run; only the fallback gets smaller
         "fallback_args": ["counting", "--quick", "--epochs", "3", "--seeds", "1,2"],
+    },
+    "04_audit.ipynb": {
+        "mlp_depth": 4,
+        "mlp_width": 16,
+        "mlp_iterations": 32,
+        "resnet_depth": 3,
+        "resnet_width": 16,
+        "resnet_iterations": 32,
+        "transformer_depth": 2,
+        "transformer_width": 16,
+        "transformer_iterations": 16,
+        "batch": 4,
     },
 }
 

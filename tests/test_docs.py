@@ -42,6 +42,13 @@ def test_every_mc_symbol_is_in_the_reference():
     assert not missing
 
 
+def test_every_prng_symbol_is_in_the_reference():
+    from flaxinit import prng
+
+    documented = directives("prng.md")
+    assert not [name for name in prng.__all__ if f"flaxinit.prng.{name}" not in documented]
+
+
 def test_magnitude_module_documents_its_public_names():
     for name in magnitude.__all__:
         assert getattr(magnitude, name).__doc__ or name.isupper() or name == "NormalizedMagnitudes"

@@ -100,11 +100,10 @@ def test_conventions_swap_forward_and_backward_divisors():
     init = flaxinit.letkeman_normalized()
     [art] = mc.normalized_test(SEED, [(15, 25)], 1024, init, convention="article")
     [per] = mc.normalized_test(SEED, [(15, 25)], 1024, init, convention="per_node")
-    # Same draws: T_row = forward_article * 25 = backward_per_node * 15. The two are different
-    # programs: each T_row (row sums of 25 weights, |.|, summed over 15 rows) is within
-    # gamma(25) * sum|w| of exact, and E sum|w| / E T_row = 25 / (2 g(25)); then one division
-    # per iteration and a pairwise float32 sum over each 1024-iteration block (gamma(10)).
-    rel = 2 * (gamma(25) * 25 / (2 * expected_abs_sum(25)) + gamma(1) + gamma(10))
+    # Same draws and the same kernel (it sums T_row and T_col; each convention divides their
+    # means on the host, in float64): T_row's mean = forward_article * 25 = backward_per_node * 15,
+    # each side one float64 division and one multiplication away from it (4 ulps in all)
+    rel = 4 * 2**-53
     assert art.forward * 25 == pytest.approx(per.backward * 15, rel=rel)
     assert art.backward * 15 == pytest.approx(per.forward * 25, rel=rel)
     assert art.avg == per.avg
@@ -141,47 +140,89 @@ def test_depth_test_exact_for_constant_weights():
 # --- reproducibility ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("prng", ["philox", "threefry"])
 @pytest.mark.parametrize("chunk_size", [1, 1500, 3 * BLOCK, 10**6])
-def test_bits_do_not_depend_on_chunk_size(chunk_size):
+def test_bits_do_not_depend_on_chunk_size(chunk_size, prng):
+    # chunk_size sets the iterations per device call (1 and 1500: one chunk per call, many
+    # calls); Philox: n = 1 and n = 25 draw in groups of 1024 and 128 iterations per key;
+    # threefry: one key per iteration. Products are included (the scale times a unit draw in
+    # every test; Gaussian inputs; the depth test's matrix products and activations): the
+    # statistic is compiled for one batch shape, so no fused multiply-add differs.
+    key = mc.philox_key(SEED) if prng == "philox" else jax.random.key(SEED)
     iterations = 5 * BLOCK + 123  # a partial last block
     init = flaxinit.letkeman_standard()
-    reference = mc.standard_test(SEED, [1, 25], iterations, init)
-    assert mc.standard_test(SEED, [1, 25], iterations, init, chunk_size=chunk_size) == reference
-    ref_n = mc.normalized_test(SEED, [(15, 25)], iterations, flaxinit.letkeman_normalized())
-    assert mc.normalized_test(SEED, [(15, 25)], iterations, flaxinit.letkeman_normalized(), chunk_size=chunk_size) == (
+    reference = mc.standard_test(key, [1, 25], iterations, init)
+    assert mc.standard_test(key, [1, 25], iterations, init, chunk_size=chunk_size) == reference
+    ref_g = mc.standard_test(key, [25], iterations, init, inputs="gaussian")
+    assert mc.standard_test(key, [25], iterations, init, inputs="gaussian", chunk_size=chunk_size) == ref_g
+    ref_n = mc.normalized_test(key, [(15, 25)], iterations, flaxinit.letkeman_normalized())
+    assert mc.normalized_test(key, [(15, 25)], iterations, flaxinit.letkeman_normalized(), chunk_size=chunk_size) == (
         ref_n
     )
+    he = flaxinit.kaiming_normal()
+    ref_d = mc.depth_test(key, [16, 16, 16], "tanh", he, iterations)
+    assert mc.depth_test(key, [16, 16, 16], "tanh", he, iterations, chunk_size=chunk_size) == ref_d
 
 
 def test_result_depends_on_key_and_iterations_only():
     init = flaxinit.xavier_standard()
-    [a] = mc.standard_test(jax.random.key(5), [25], 2000, init)
-    [b] = mc.standard_test(5, [25, 100], 2000, init)[:1]  # an int seed is jax.random.key(seed)
-    assert a == b
+    [a] = mc.standard_test(mc.philox_key(5), [25], 2000, init)
+    [b] = mc.standard_test(5, [25, 100], 2000, init)[:1]  # an int seed is mc.philox_key(seed)
+    assert a == b and a.prng == "philox4x32_10"
     [c] = mc.standard_test(6, [25], 2000, init)
     assert c.mean != a.mean
+    [d] = mc.standard_test(jax.random.key(5), [25], 2000, init)  # a key keeps its own generator
+    assert d.prng == "threefry2x32" and d.mean != a.mean
+
+
+def test_a_second_identical_run_reuses_the_compiled_kernels():
+    init = flaxinit.letkeman_standard()
+    [first] = mc.standard_tasks(0, [25], 4096, init)
+    first.run()
+    kernels = dict(first.engine._kernels)
+    compiled = {k: f._cache_size() for k, f in kernels.items()}
+    [again] = mc.standard_tasks(1, [25], 4096, init)  # another seed: same statistic, shapes and scheme
+    assert again.engine is first.engine
+    again.run()
+    assert first.engine._kernels == kernels and {k: f._cache_size() for k, f in kernels.items()} == compiled
+    # Philox keys draw 128 iterations' kernels at once at n = 25; threefry keys one per iteration
+    [fry] = mc.standard_tasks(jax.random.key(0), [25], 4096, init)
+    assert (first.engine.group, fry.engine.group) == (128, 1)
 
 
 _DEVICE_SCRIPT = textwrap.dedent(
     """
     import json, jax, flaxinit, mc
-    std = mc.standard_test(11, [1, 25], 9 * 1024 + 7, flaxinit.letkeman_standard())
-    norm = mc.normalized_test(11, [(15, 25), (3, 100)], 5 * 1024 + 1, flaxinit.letkeman_normalized())
-    depth = mc.depth_test(11, [8, 8, 8], "tanh", flaxinit.xavier_standard(), 3 * 1024)
-    print(json.dumps({"devices": jax.device_count(),
-                      "results": [r.to_dict() for r in std + norm + [depth]]}))
+    results = []
+    for key in (mc.philox_key(11), jax.random.key(11)):
+        std = mc.standard_test(key, [1, 25], 9 * 1024 + 7, flaxinit.letkeman_standard())
+        norm = mc.normalized_test(key, [(15, 25), (3, 100)], 5 * 1024 + 1, flaxinit.letkeman_normalized())
+        depth = mc.depth_test(key, [8, 8, 8], "tanh", flaxinit.xavier_standard(), 3 * 1024)
+        relu = mc.depth_test(key, [6, 6, 6], "relu", flaxinit.kaiming_normal(), 5 * 1024 + 9)
+        gauss = mc.standard_test(key, [25], 5 * 1024 + 3, flaxinit.xavier_standard(), inputs="gaussian")
+        results += [r.to_dict() for r in std + norm + gauss + [depth, relu]]
+    print(json.dumps({"devices": jax.device_count(), "results": results}))
     """
 )
 
 
-def _run_with_devices(count: int) -> dict:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}", JAX_PLATFORMS="cpu")
-    out = subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _run_with_devices(*counts: int) -> list[dict]:
+    """The script's output with each device count, the processes run side by side (mostly compiling)."""
+    procs = []
+    for count in counts:
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}", JAX_PLATFORMS="cpu")
+        cmd = [sys.executable, "-c", _DEVICE_SCRIPT]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate()
+        assert proc.returncode == 0, err
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    return outputs
 
 
 def test_bits_do_not_depend_on_device_count():
-    one, four, three = _run_with_devices(1), _run_with_devices(4), _run_with_devices(3)
+    one, four, three = _run_with_devices(1, 4, 3)
     assert (one["devices"], four["devices"], three["devices"]) == (1, 4, 3)
     assert four["results"] == one["results"]
     assert three["results"] == one["results"]

@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 
@@ -63,32 +62,20 @@ def test_depth_and_normalized_commands(capsys):
     assert "3x4" in capsys.readouterr().out
 
 
-def test_interrupt_then_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch):
-    # one block per device call, so the interrupt lands in the middle of a row
-    monkeypatch.setattr(_engine, "CALL_BYTES", 1)
+def test_interrupt_then_resume_gives_the_uninterrupted_result(tmp_path, monkeypatch, ctrl_c_at):
+    # chunks of at most one block (a tiny memory budget) and --chunk-size 1024: one block
+    # per device call, so the interrupt lands in the middle of a row
+    monkeypatch.setattr(_engine, "CPU_CHUNK_BYTES", 1)
     argv = ["standard", "--sizes", "1,5,25", "--iterations", "5000", "--chunk-size", "1024", "--quiet"]
-    full = tmp_path / "full.json"
+    full, part = tmp_path / "full.json", tmp_path / "part.json"
     assert _cli.main([*argv, "--json", str(full)]) == 0
-
-    calls = {"n": 0}
-    real_add = _engine.Accumulator.add
-
-    def add_then_ctrl_c(self, *args):
-        real_add(self, *args)
-        calls["n"] += 1
-        if calls["n"] == 7:  # the 2nd block of the 2nd row
-            os.kill(os.getpid(), signal.SIGINT)
-
-    part = tmp_path / "part.json"
-    monkeypatch.setattr(_engine.Accumulator, "add", add_then_ctrl_c)
-    assert _cli.main([*argv, "--json", str(part)]) == 130
+    with ctrl_c_at(7):  # the 2nd block of the 2nd row
+        assert _cli.main([*argv, "--json", str(part)]) == 130
     partial = json.loads(part.read_text())
     assert partial["partial"] is True
     assert [r["size"] for r in partial["rows"]] == [1]
     [(row_id, state)] = partial["pending"].items()
     assert "n=5" in row_id and state["blocks_done"] == 2
-
-    monkeypatch.setattr(_engine.Accumulator, "add", real_add)
     assert _cli.main([*argv, "--json", str(part), "--resume"]) == 0
     assert _strip_timing(json.loads(part.read_text())) == _strip_timing(json.loads(full.read_text()))
 
@@ -129,6 +116,38 @@ def test_resume_refuses_different_settings(tmp_path):
     out = tmp_path / "r.json"
     assert _cli.main(["standard", "--sizes", "1", "--iterations", "1024", "--json", str(out), "--quiet"]) == 0
     assert _cli.main(["standard", "--sizes", "1", "--iterations", "2048", "--json", str(out), "--resume"]) == 2
+
+
+def test_the_generator_is_recorded_and_resume_refuses_another(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    argv = ["standard", "--sizes", "5", "--iterations", "1024", "--quiet"]
+    assert _cli.main([*argv, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["prng"] == "philox4x32_10" and doc["rows"][0]["prng"] == "philox4x32_10"
+    fry = tmp_path / "fry.json"
+    assert _cli.main([*argv, "--prng", "threefry", "--json", str(fry)]) == 0
+    fry_doc = json.loads(fry.read_text())
+    assert fry_doc["rows"][0]["prng"] == "threefry2x32" and fry_doc["rows"][0]["mean"] != doc["rows"][0]["mean"]
+    capsys.readouterr()
+    assert _cli.main([*argv, "--prng", "threefry", "--json", str(out), "--resume"]) == 2
+    assert "drawn with philox4x32_10, this command draws with threefry2x32" in capsys.readouterr().err
+    # a results file from before the generator was recorded was drawn with threefry
+    del fry_doc["settings"]["prng"]
+    fry.write_text(json.dumps(fry_doc))
+    assert _cli.main([*argv, "--json", str(fry), "--resume"]) == 2
+    assert _cli.main([*argv, "--prng", "threefry", "--json", str(fry), "--resume"]) == 0
+
+
+def test_the_compilation_cache_keeps_kernels_between_runs(tmp_path):
+    argv = [sys.executable, "-m", "mc", "standard", "--sizes", "5", "--iterations", "1024", "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "FLAXINIT_COMPILATION_CACHE"}
+    env.update(JAX_PLATFORMS="cpu", HOME=str(tmp_path / "home"))
+    subprocess.run(argv, env=env, check=True, capture_output=True)
+    default = tmp_path / "home" / ".cache" / "flaxinit" / "xla"
+    assert any(default.iterdir())  # the kernels were written for the next run
+    env["HOME"] = str(tmp_path / "other")
+    subprocess.run([*argv, "--compilation-cache", "none"], env=env, check=True, capture_output=True)
+    assert not (tmp_path / "other").exists()
 
 
 def test_module_entry_point_runs():

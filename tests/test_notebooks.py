@@ -28,6 +28,13 @@ KEY_OUTPUTS = {
         "summaries recomputed from the rows match the stored ones",
         "| scheme | final loss (mean ± sd) |",
     ],
+    "04_audit.ipynb": [
+        "| scheme | RMS, layer 1 | RMS, last layer |",
+        "forward RMS changes by",
+        "per block (sqrt(3) = 1.732)",
+        "residual stream RMS identical in every block: True",
+        "stream RMS grows",
+    ],
 }
 
 
