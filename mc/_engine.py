@@ -74,11 +74,14 @@ def tree_sum(x: jax.Array, axis: int = 0, *, fused_levels: int = 2) -> jax.Array
     padded by zeros to a power of two ``P``, level one adds ``x[i] + x[i + P/2]``, level two
     does the same to the result, and so on. ``fused_levels`` levels at a time are written
     as one expression of ``2**fused_levels`` slices, which XLA fuses into one loop (the same
-    additions in the same order, so the result does not depend on it; an absent zero term
-    is skipped, which can only change the sign of a zero). It is a speed knob only: two
-    levels suit a sum whose terms are themselves computed (the depth test's matrix-vector
-    products, several times slower with five); five suit sums over large drawn arrays (the
-    normalized test, several times faster with five).
+    additions in the same order; an absent zero term is skipped, which can only change the
+    sign of a zero). It is a speed knob: two levels suit a sum whose terms are themselves
+    computed (the depth test's matrix-vector products, several times slower with five);
+    five suit sums over large drawn arrays (the normalized test, several times faster with
+    five). Summing stored values, every choice gives the same bits; where XLA fuses the
+    products that make the terms into the sum, it may turn a multiply and the first
+    addition into one fused multiply-add in one layout and not in another, so a program
+    keeps one choice per call site.
 
     Examples:
       >>> import jax.numpy as jnp
