@@ -185,10 +185,14 @@ def test_cli_audits_reference_models_and_writes_files(tmp_path, capsys):
     doc = json.loads(out.read_text())
     [row] = doc["rows"]
     assert row["table"] == "audit" and row["spec"] == "kaiming_normal" and row["iterations"] == 64
-    # Fixup blocks are the identity at init: the residual stream keeps the stem's RMS exactly
+    # Fixup blocks are the identity at init: every block outputs exactly the stem's values.
+    # Each output's sum of squares is its own float32 reduction (the order, and whether a
+    # square is fused into the addition, is XLA's), so two of them differ by at most
+    # 2 gamma(count + 1) relative; the exact sums over iterations keep that, the square root shrinks it.
     stream = [x["rms"] for x in row["layers"] if x["path"].startswith("block_") and "/" not in x["path"]]
     stem = next(x for x in row["layers"] if x["path"] == "stem")["rms"]
-    assert stream == [stem] * 3
+    assert len(stream) == 3
+    assert all(abs(rms - stem) <= 2 * gamma(2 * 16 + 1) * stem for rms in stream), (stream, stem)
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

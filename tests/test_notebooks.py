@@ -32,7 +32,7 @@ KEY_OUTPUTS = {
         "| scheme | RMS, layer 1 | RMS, last layer |",
         "forward RMS changes by",
         "per block (sqrt(3) = 1.732)",
-        "residual stream RMS identical in every block: True",
+        "residual stream RMS equal in every block within float32 rounding: True",
         "stream RMS grows",
     ],
 }
