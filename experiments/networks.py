@@ -125,6 +125,23 @@ class MnistDense(nn.Module):
         return x
 
 
+class ElmanCell(nn.Module):
+    """One step of the Elman RNN, ``h' = tanh(x + h W)``, with its recurrent kernel ``W``.
+
+    :class:`CharRNN` scans this cell over time (``nn.scan`` of a module, as ``nn.RNN``
+    does), so ``W`` is created by the scanned module itself, outside the loop body's trace.
+    """
+
+    hidden: int
+    kernel_init: flaxinit.Initializer
+
+    @nn.compact
+    def __call__(self, carry, x):
+        kernel = self.param("kernel", self.kernel_init, (self.hidden, self.hidden), jnp.float32)
+        h = jnp.tanh(x + carry @ kernel)
+        return h, h
+
+
 class CharRNN(nn.Module):
     """Elman RNN over one-hot characters; returns logits for the next character."""
 
@@ -135,16 +152,11 @@ class CharRNN(nn.Module):
     @nn.compact
     def __call__(self, codes):  # [T] int codes -> [T, vocab] logits
         w_in = nn.Dense(self.hidden, kernel_init=_role(self.roles, "input"), name="input")
-        w_rec = nn.Dense(self.hidden, use_bias=False, kernel_init=_role(self.roles, "default"), name="recurrent")
         w_out = nn.Dense(self.vocab, kernel_init=_role(self.roles, "default"), name="output")
         inputs = w_in(jax.nn.one_hot(codes, self.vocab))  # one-hot input, like the article
-
-        def step(cell, carry, x):
-            h = jnp.tanh(x + w_rec(carry))
-            return h, h
-
-        scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False})
-        _, hs = scan(self, jnp.zeros(self.hidden), inputs)
+        scan = nn.scan(ElmanCell, variable_broadcast="params", split_rngs={"params": False})
+        recurrent = scan(self.hidden, _role(self.roles, "default"), name="recurrent")
+        _, hs = recurrent(jnp.zeros(self.hidden), inputs)
         return w_out(hs)
 
 
@@ -199,3 +211,21 @@ def setup_for(network: str, vocab: int = 0, lr: float | None = None) -> Setup:
         opt = optax.chain(optax.clip_by_global_norm(1.0), optax.sgd(lr or 0.05, momentum=0.9))
         return Setup(lambda roles: CharRNN(roles, vocab), _sequence_cross_entropy, _sequence_correct, 16, opt)
     raise ValueError(f"unknown network {network!r}")
+
+
+def audit_cnn(kernel_init: flaxinit.Initializer) -> nn.Module:
+    """The study's MNIST CNN with every kernel from ``kernel_init``, for ``mc``'s audit of a user model.
+
+    ``python -m mc audit --model experiments.networks:audit_cnn --input-shape 16,28,28`` (from a
+    clone: ``experiments`` is not installed) feeds it a fresh standard-normal batch per iteration.
+    """
+    return MnistCNN({"default": kernel_init})
+
+
+def audit_rnn(kernel_init: flaxinit.Initializer, vocab: int = 32, length: int = 64) -> tuple[nn.Module, jax.Array]:
+    """The study's character RNN with every kernel from ``kernel_init``, and a fixed sequence of symbols.
+
+    ``python -m mc audit --model experiments.networks:audit_rnn`` (from a clone) audits it on
+    the codes ``0, 1, ..., vocab - 1, 0, 1, ...`` (``length`` of them).
+    """
+    return CharRNN({"default": kernel_init, "input": kernel_init}, vocab), jnp.arange(length) % vocab
