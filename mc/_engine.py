@@ -323,7 +323,12 @@ class Engine:
         total = tree_sum(values, 0)
         mean = total / jnp.maximum(count.astype(jnp.float32), 1.0)
         deviations = jnp.where(live, values - mean, 0.0)
-        return total, tree_sum(deviations * deviations, 0)
+        # the squares materialized before they are summed: otherwise XLA may fuse a square
+        # into the first addition (one rounding instead of two) or not, depending on the
+        # loop around the block (a device call of one chunk can lose its loop), so the
+        # sums of squares would depend on chunk_size
+        squares = jax.lax.optimization_barrier(deviations * deviations)
+        return total, tree_sum(squares, 0)
 
     def _device_blocks(self, key, first_block, full_blocks, remainder, *, chunk_blocks, sub, per_device):
         """One device's share of a call (inside ``shard_map``), all-gathered."""
