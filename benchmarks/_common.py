@@ -8,12 +8,18 @@ machine it ran on; ``benchmarks/render.py`` renders README's figures from those 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from flaxinit import tooling
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+# ``experiments`` is not installed (it runs from the clone): the benchmarks that time the
+# study's trainer import it from the repository root
+if str(ROOT) not in sys.path:
+    sys.path.insert(1, str(ROOT))
 
 
 def parser(name: str, doc: str, default_repeats: int, quick_repeats: int) -> argparse.ArgumentParser:

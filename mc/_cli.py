@@ -21,7 +21,7 @@ import jax
 
 import flaxinit
 from flaxinit import tooling
-from mc import _fit, _protocols, _report, _runner
+from mc import _fit, _models, _protocols, _report, _runner
 
 ARTICLE_SIZES = (1, 5, 25, 100, 300, 1000)
 ARTICLE_SHAPES = (
@@ -162,8 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="per-layer magnitudes of a model at init, over many initializations")
     _common_arguments(p, 256)
-    p.add_argument("--model", default="mlp", help="a reference model (mlp, cnn, rnn, resnet, resnet-fixup, "
-                   "resnet-rezero, transformer, transformer-tfixup) or package.module:factory")  # fmt: skip
+    p.add_argument("--model", default="mlp", help=f"a reference model ({', '.join(_models.MODELS)}) or "
+                   "package.module:factory (from a clone: experiments.networks:audit_cnn, :audit_rnn)")  # fmt: skip
     p.add_argument(
         "--scheme", action="append", help="initializer of the kernels, NAME or NAME:key=value,...; repeat to compare"
     )
@@ -244,7 +244,7 @@ def _tables(args) -> tuple[list[_runner.Table], dict[str, flaxinit.Initializer],
 
 
 def _audit_table(args, key, scheme: Callable[[str], Any], settings: dict[str, Any]) -> _runner.Table:
-    from mc import _audit, _models
+    from mc import _audit
 
     specs = args.scheme or ["xavier_standard"]
     shape = tuple(_int_list(args.input_shape, "--input-shape")) if args.input_shape else None

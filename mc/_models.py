@@ -9,14 +9,16 @@ one (not scanned), so each block is a layer of the audit.
 name                      model
 ========================  =========================================================================
 ``mlp``                   ``depth`` layers ``activation(Dense(width))``, kernels from the scheme
-``cnn``                   the training study's MNIST CNN (two 3x3 convolutions, a dense head)
-``rnn``                   the training study's character RNN (tanh, one-hot input, 32 symbols)
 ``resnet``                ``depth`` residual blocks ``h + Dense(act(Dense(h)))``, no normalization
 ``resnet-fixup``          the same with Fixup blocks (:class:`flaxinit.blocks.linen.FixupBlock`)
 ``resnet-rezero``         ReZero blocks (:class:`flaxinit.blocks.linen.ReZeroBlock`), kernels from the scheme
 ``transformer``           ``depth`` encoder layers without LayerNorm, plain Xavier
 ``transformer-tfixup``    the same layers with T-Fixup's scaling
 ========================  =========================================================================
+
+The training study's networks are not among them: they live in ``experiments/``, which
+runs from a clone of the repository and is not installed. From a clone, audit them as a
+user's model: ``--model experiments.networks:audit_cnn`` or ``experiments.networks:audit_rnn``.
 """
 
 from __future__ import annotations
@@ -124,19 +126,6 @@ def _mlp(spec: Spec, act) -> tuple[Any, jax.Array, bool]:
     return (MLP(spec.depth, spec.width, act, spec.scheme), *_normal(spec.batch, spec.width))
 
 
-def _cnn(spec: Spec, act) -> tuple[Any, jax.Array, bool]:
-    from experiments.networks import MnistCNN
-
-    return (MnistCNN({"default": spec.scheme}), *_normal(spec.batch, 28, 28))
-
-
-def _rnn(spec: Spec, act) -> tuple[Any, jax.Array, bool]:
-    from experiments.networks import CharRNN
-
-    codes = jnp.arange(spec.batch * 4) % 32  # a fixed sequence of symbols
-    return CharRNN({"default": spec.scheme, "input": spec.scheme}, vocab=32), codes, False
-
-
 def _resnet(kind: str) -> Callable[[Spec, Any], tuple[Any, jax.Array, bool]]:
     def build(spec: Spec, act):
         def block(i: int) -> nn.Module:
@@ -162,8 +151,6 @@ def _transformer(tfixup: bool) -> Callable[[Spec, Any], tuple[Any, jax.Array, bo
 #: name -> builder(spec, activation) -> (model, inputs, fresh_inputs)
 MODELS: dict[str, Callable[[Spec, Any], tuple[Any, jax.Array, bool]]] = {
     "mlp": _mlp,
-    "cnn": _cnn,
-    "rnn": _rnn,
     "resnet": _resnet("plain"),
     "resnet-fixup": _resnet("fixup"),
     "resnet-rezero": _resnet("rezero"),
@@ -192,7 +179,7 @@ def reference_model(
 ) -> ReferenceModel:
     """A reference model of ``python -m mc audit`` by name, or a user's ``package.module:factory``.
 
-    The names (the CLI's ``--model``): ``mlp``, ``cnn``, ``rnn``, ``resnet``, ``resnet-fixup``, ``resnet-rezero``,
+    The names (the CLI's ``--model``): ``mlp``, ``resnet``, ``resnet-fixup``, ``resnet-rezero``,
     ``transformer``, ``transformer-tfixup``. Each is a ``flax.linen`` module whose kernels
     come from ``scheme`` (Fixup and T-Fixup use their own), and whose layers are
     submodules, so :func:`mc.audit` sees each one. A factory is called as

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import flaxinit
+import mc
 from experiments import _cli, data, demos
 from experiments.networks import CountingNet, PatchConv, arms_for, setup_for
 from experiments.train import Dataset, init_runs, train
@@ -33,7 +34,8 @@ def _kernels(params):
     ]
 
 
-@pytest.mark.parametrize("network", ["counting", "mnist-cnn"])
+# the CNN compiles a vmapped convolutional network per scheme: CI's second tier
+@pytest.mark.parametrize("network", ["counting", pytest.param("mnist-cnn", marks=pytest.mark.slow)])
 def test_uniform_schemes_are_exact_rescalings_of_one_draw(network):
     arms = arms_for(network)
     uniform = [a for a, roles in arms.items() if roles["default"].distribution == "uniform"]
@@ -206,6 +208,21 @@ def test_rnn_learns_on_tiny_text(tmp_path):
     assert loss[-1, 0] < loss[0, 0]
 
 
+@pytest.mark.parametrize(
+    "name,input_shape,layers",
+    [
+        ("experiments.networks:audit_rnn", None, {"input", "output"}),
+        ("experiments.networks:audit_cnn", (2, 28, 28), {"PatchConv_0", "PatchConv_1", "Dense_0"}),
+    ],
+)
+def test_the_study_networks_audit_as_user_models(name, input_shape, layers):
+    """mc no longer ships the study's networks; from a clone they audit as ``package.module:factory``."""
+    model, inputs, fresh = mc.reference_model(name, flaxinit.he_normal(), input_shape=input_shape)
+    result = mc.audit(model, inputs, 64, key=0, fresh_inputs=fresh)
+    assert layers <= {layer.path for layer in result.layers}
+    assert all(np.isfinite(layer.rms) and layer.rms > 0 for layer in result.layers)
+
+
 # --- CLI ----------------------------------------------------------------------------------------
 
 
@@ -285,6 +302,7 @@ def strict_json(path: Path) -> dict:
     return json.loads(path.read_text(), parse_constant=refuse)
 
 
+@pytest.mark.slow  # whole quick runs of the demos (tens of seconds each): CI's second tier
 @pytest.mark.parametrize("demo,folder", [("residual", "residual"), ("proxy-init", "proxy_init")])
 def test_demo_quick_run_reproduces_the_stored_summary_format(demo, folder, tmp_path):
     """``--quick`` runs the whole pipeline (seconds) and writes the stored run's summary format."""
