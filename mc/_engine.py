@@ -16,9 +16,10 @@ processes and any ``chunk_size``:
   the work left or the device count), so the statistic is always compiled for the same
   batch shape. This matters: XLA may fuse a multiply into the add that follows (one
   rounding instead of two) in one vectorized layout and not in another.
-* **Within a block** the ``BLOCK`` values (iterations past the end are zeros) are
-  summed by :func:`tree_sum`, a pairwise tree of elementwise additions whose order is
-  spelled out, so a block's sums depend only on the block's values.
+* **Within a block** the ``BLOCK`` values (iterations past the end are zeros), and then
+  their squared deviations from the block mean, are materialized and summed by
+  :func:`tree_sum`, a pairwise tree of elementwise additions whose order is spelled out,
+  so a block's sums depend only on the block's values (no product is fused into them).
 * **Across blocks** the float32 block sums (and sums of squared deviations from the
   block mean) are added *exactly*, as Python integers in units of ``2**-149`` (every
   float32 is an integer multiple of that) and exact rationals. Exact addition is
