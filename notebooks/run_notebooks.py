@@ -40,6 +40,8 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent
 NOTEBOOKS = ("01_magnitude.ipynb", "02_flax_usage.ipynb", "03_study.ipynb", "04_audit.ipynb")
 KERNEL_NAME = "python3"
 CELL_TIMEOUT = 600  # seconds per cell
+STARTUP_TIMEOUT = 300  # seconds for the kernel to start (a loaded machine can take minutes)
+REPO_ROOT = NOTEBOOK_DIR.parent  # on the kernel's path: ``experiments`` runs from the clone, uninstalled
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 
@@ -175,12 +177,24 @@ def _describe(nb: nbformat.NotebookNode, index: int) -> str:
     return f"{where} (`{first[:80]}`)"
 
 
-def _failed_cell(nb: nbformat.NotebookNode) -> tuple[int, str] | None:
-    """The index of the first cell with an error output, and ``ename: evalue``."""
-    for i, c in enumerate(nb.cells):
-        for o in c.get("outputs", []) if c.cell_type == "code" else []:
-            if o.get("output_type") == "error":
-                return i, f"{o.get('ename', 'Error')}: {o.get('evalue', '')}"
+def _why(err: CellTimeoutError | DeadKernelError, timeout: int) -> str:
+    """Why a cell stopped without an error of its own: a time-out or a dead kernel, said plainly."""
+    if isinstance(err, CellTimeoutError):
+        return f"timed out: still running after the limit of {timeout} s per cell (CellTimeoutError)"
+    return f"the kernel died while running it (killed, or out of memory; DeadKernelError: {err})"
+
+
+def kernel_environment() -> dict[str, str]:
+    """This process's environment with the repository root first on ``PYTHONPATH``."""
+    paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def _error_of(cell: nbformat.NotebookNode) -> str | None:
+    """``ename: evalue`` of the cell's error output, if it has one."""
+    for o in cell.get("outputs", []):
+        if o.get("output_type") == "error":
+            return f"{o.get('ename', 'Error')}: {o.get('evalue', '')}"
     return None
 
 
@@ -204,24 +218,31 @@ def execute(
         nb = inject_parameters(nbformat.read(path, as_version=4), overrides or {})
     except NotebookError as err:
         raise NotebookError(f"{path.name}: {err}") from None
+    started: list[int] = []  # indices of the cells the kernel was asked to run, in order
     client = NotebookClient(
         nb,
         timeout=timeout,
+        startup_timeout=STARTUP_TIMEOUT,
         kernel_name=KERNEL_NAME,
         resources={"metadata": {"path": str(path.parent)}},
         record_timing=False,
+        on_cell_start=lambda cell, cell_index: started.append(cell_index),
     )
     try:
-        client.execute()
+        client.execute(env=kernel_environment())
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:
-        failed = _failed_cell(nb)
-        if failed is not None:
-            index, summary = failed
-        else:  # a timeout or a dead kernel leaves no error output: the first cell not run
-            unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.get("execution_count") is None]
-            index, summary = (unrun[0] if unrun else None), f"{type(err).__name__}: {err}".strip()
+        # the cell that stopped the run is the last one started, whatever the kernel managed
+        # to report about it before it died or was interrupted
+        index = started[-1] if started else None
+        if isinstance(err, CellTimeoutError | DeadKernelError):
+            summary = _why(err, timeout)  # a timed-out cell shows only its interruption's KeyboardInterrupt
+        else:
+            error = _error_of(nb.cells[index]) if index is not None else None
+            summary = error or f"{type(err).__name__}: {err}".strip()
         where = _describe(nb, index) if index is not None else "an unknown cell"
         raise NotebookError(f"{path.name}: {where} failed: {summary}") from err
+    except RuntimeError as err:  # jupyter_client: the kernel did not answer within startup_timeout
+        raise NotebookError(f"{path.name}: the kernel did not start within {STARTUP_TIMEOUT} s ({err})") from err
     if write:
         write_text(path, nbformat.writes(nb))  # atomic: a committed notebook is never left half-written
     return nb

@@ -105,6 +105,41 @@ def test_a_failing_cell_is_named(tmp_path, capsys):
     assert path.read_text() == original  # nothing written after a failure
 
 
+def _notebook(tmp_path, *sources: str):
+    """A notebook of a markdown cell, a parameters cell (``x = 1``, cell 1) and ``sources`` (cells 2, ...)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# case"),
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+        *[nbformat.v4.new_code_cell(src) for src in sources],
+    ]
+    path = tmp_path / "case.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "source,reason",
+    [
+        ("import time\ntime.sleep(60)", "timed out: still running after the limit of 3 s per cell"),
+        ("import os\nos._exit(1)", "the kernel died while running it"),
+    ],
+    ids=["time-out", "dead-kernel"],
+)
+def test_a_cell_without_an_error_output_says_why_it_stopped(tmp_path, source, reason):
+    path = _notebook(tmp_path, source, "y = 2")
+    with pytest.raises(run_notebooks.NotebookError) as caught:
+        run_notebooks.execute(path, timeout=3)
+    first_line = source.splitlines()[0]
+    assert f"case.ipynb: cell 2 (`{first_line}`) failed: {reason}" in str(caught.value)
+
+
+def test_the_kernel_imports_experiments_from_the_clone(tmp_path):
+    path = _notebook(tmp_path, "import experiments, pathlib\nprint(pathlib.Path(experiments.__file__).parent.parent)")
+    nb = run_notebooks.execute(path)
+    assert text_of(nb).strip() == str(ROOT)
+
+
 def test_overrides_must_name_parameters():
     nb = nbformat.read(run_notebooks.NOTEBOOK_DIR / "01_magnitude.ipynb", as_version=4)
     with pytest.raises(run_notebooks.NotebookError, match="unknown parameter"):
