@@ -1,7 +1,10 @@
 """Shared fixtures: every random test uses a fixed key so its outcome is reproducible."""
 
+import atexit
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -11,6 +14,26 @@ import pytest
 # python -m mc keeps compiled kernels in ~/.cache by default; the tests leave it alone (one
 # test turns the cache on in a directory of its own)
 os.environ.setdefault("FLAXINIT_COMPILATION_CACHE", "none")
+
+# One JAX persistent compilation cache for the whole session, in a temporary directory: the
+# subprocesses the tests start (device counts, several processes, notebook kernels, the CLI)
+# inherit these variables, so a program compiled once is loaded, not compiled again, by the
+# next fresh process that needs it. jax reads the variables when it is imported, so this
+# process, which imported it above, sets the same options through jax.config (before its
+# first compilation, which is when jax opens the cache).
+# The session's first process (pytest, or pytest-xdist's controller) makes the directory
+# and removes it at exit; the workers it starts inherit the variable and share it.
+_XLA_CACHE = os.environ.get("FLAXINIT_TESTS_XLA_CACHE")
+if _XLA_CACHE is None:
+    _XLA_CACHE = os.environ["FLAXINIT_TESTS_XLA_CACHE"] = tempfile.mkdtemp(prefix="flaxinit-tests-xla-")
+    atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+for _option, _value in [
+    ("jax_compilation_cache_dir", _XLA_CACHE),
+    ("jax_persistent_cache_min_compile_time_secs", 0.0),
+    ("jax_persistent_cache_min_entry_size_bytes", 0),
+]:
+    os.environ[_option.upper()] = str(_value)
+    jax.config.update(_option, _value)
 
 
 @pytest.fixture

@@ -154,6 +154,7 @@ print(json.dumps({"devices": jax.device_count(), "audit": r.to_dict(), "cmap": c
 """
 
 
+@pytest.mark.slow  # two fresh processes compiling the audit: CI's second tier
 def test_audits_are_bit_identical_for_any_device_count_and_chunk_size():
     def start(devices):  # side by side: mostly compiling
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu")

@@ -134,6 +134,7 @@ def test_bad_mode():
         flaxinit.gain("tanh", "both")
 
 
+@pytest.mark.slow  # 2 x 1,024 ten-layer networks of width 256: CI's second tier
 def test_the_gain_keeps_unit_preactivations_where_he_does_not():
     """10 GELU layers of width 256 fed standard-normal inputs (first layer std 1/sqrt(n)), 1,024 networks.
 

@@ -140,7 +140,8 @@ def test_depth_test_exact_for_constant_weights():
 # --- reproducibility ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("prng", ["philox", "threefry"])
+# threefry draws one key per iteration (several times the work of Philox's groups): CI's second tier
+@pytest.mark.parametrize("prng", ["philox", pytest.param("threefry", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("chunk_size", [1, 1500, 3 * BLOCK, 10**6])
 def test_bits_do_not_depend_on_chunk_size(chunk_size, prng):
     # chunk_size sets the iterations per device call (1 and 1500: one chunk per call, many
@@ -221,6 +222,7 @@ def _run_with_devices(*counts: int) -> list[dict]:
     return outputs
 
 
+@pytest.mark.slow  # three fresh processes compiling every statistic: CI's second tier
 def test_bits_do_not_depend_on_device_count():
     one, four, three = _run_with_devices(1, 4, 3)
     assert (one["devices"], four["devices"], three["devices"]) == (1, 4, 3)
@@ -263,6 +265,7 @@ def test_exact_accumulation_matches_exact_rational_reference():
     assert se == pytest.approx(math.sqrt(variance / iterations), rel=gamma(12))
 
 
+@pytest.mark.slow  # a quarter of a million blocks: CI's second tier
 def test_a_billion_iterations_keep_their_digits():
     """10^9 iterations of |U(-2, 2)| (standard Letkeman at n = 1): exact mean 1.
 

@@ -70,6 +70,7 @@ def _rows(path) -> list[dict]:
     return json.loads(path.read_text())["rows"]
 
 
+@pytest.mark.slow  # three fresh processes and a coordinator: CI's second tier
 def test_two_processes_give_the_bits_of_one(tmp_path):
     single = _start([*_CLI, "--json", str(tmp_path / "cli-1.json")], tmp_path / "api-1.json")
     _finish(single)
