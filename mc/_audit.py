@@ -28,24 +28,24 @@ size and device count.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-from collections.abc import Callable, Sequence
+import re
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.extend import core as jex_core
 
-from flaxinit import tooling
 from flaxinit.tooling import check_int, check_real
+from mc import _capture
 from mc._engine import BLOCK, Accumulator, Engine
 from mc._protocols import Task, as_key, prng_name
 from mc._results import _AsDict
 
 #: The name of the model's own output among the layers.
-OUTPUT = "(output)"
+OUTPUT = _capture.OUTPUT
 #: Device memory for the initializations evaluated at once (vmapped): on CPUs larger than the
 #: engine's default, since a model's many small operations each cost a dispatch.
 CPU_AUDIT_BYTES = 64 * 2**20
@@ -179,108 +179,82 @@ class CorrelationResult:
 # --- the two model APIs -----------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Model:
-    """A model as pure functions: ``init(key, x) -> params`` and
-    ``apply(params, x, probes) -> (y, [(path, output)])``, outputs in call order with the
-    probe of each added; ``probes=None`` adds nothing."""
+    """A model as pure functions: ``init(key, x) -> variables`` and
+    ``apply(variables, x, probes, key) -> (y, records, capture layout)`` (:mod:`mc._capture`),
+    with every RNG stream the model asks for while it runs drawn from ``key``; ``probes=None``
+    adds nothing."""
 
     name: str
     api: str
     init: Callable[[jax.Array, jax.Array], Any]
-    apply: Callable[[Any, jax.Array, dict[str, jax.Array] | None], tuple[jax.Array, list]]
+    apply: Callable[[Any, jax.Array, Any, jax.Array], tuple[jax.Array, Any, _capture.Layout]]
+    streams: list[str] = dataclasses.field(default_factory=list)
 
 
-def _unique(paths: list[str]) -> list[str]:
-    """``path``, ``path#2``, ... for a submodule called more than once."""
-    seen: dict[str, int] = {}
-    out = []
-    for p in paths:
-        seen[p] = seen.get(p, 0) + 1
-        out.append(p if seen[p] == 1 else f"{p}#{seen[p]}")
-    return out
+def _stream_keys(key: jax.Array, streams: Sequence[str]) -> dict[str, jax.Array]:
+    """One key per named RNG stream, from the iteration's key and the stream's name."""
+    return {name: jax.random.fold_in(key, zlib.crc32(name.encode())) for name in streams}
 
 
-def _path(names: Sequence[Any]) -> str:
-    return "/".join(str(n) for n in names) or OUTPUT
-
-
-def _trace_state() -> Any:
-    return jex_core.get_opaque_trace_state(convention="flax")
-
-
-def _probed(records: list, probes: dict[str, jax.Array] | None, base: Any, path: str, out: Any) -> Any:
-    """Records ``out`` under its unique name, plus its probe (if any): the one hook of both APIs.
-
-    Calls made inside a lifted transform (``nn.scan``, ``nnx.scan``, ``jax.lax.scan`` ...)
-    run under another trace than the model's (``base``): their outputs are the body's
-    values, not the layer's, and are skipped.
-    """
-    if not isinstance(out, jax.Array) or _trace_state() != base:
-        return out  # tuples, dicts, ...: not a layer output the audit can measure
-    name = _unique([*(p for p, _ in records), path])[-1]
-    if probes is not None:
-        out = out + probes[name]
-    records.append((name, out))
-    return out
-
-
-def _linen(model) -> _Model:
-    import flax.linen as nn
-
+def _linen(model, method: str | None, call_kwargs: dict[str, Any]) -> _Model:
     def init(key, x):
-        return model.init({"params": key}, x)
+        return model.init({"params": key, **_stream_keys(key, m.streams)}, x, method=method, **call_kwargs)
 
-    def apply(variables, x, probes):
-        records: list = []
-        base = _trace_state()
+    def apply(variables, x, probes, key):
+        mutable = [c for c in variables if c != "params"] or False  # batch statistics: updated, dropped
+        (y, _), records, layout = _capture.linen_apply(
+            model, variables, x, probes, rngs=_stream_keys(key, m.streams), method=method, mutable=mutable,
+            **call_kwargs,
+        )  # fmt: skip
+        return y, records, layout
 
-        def interceptor(next_fun, args, kwargs, context):
-            out = next_fun(*args, **kwargs)
-            if context.method_name != "__call__":
-                return out
-            return _probed(records, probes, base, _path(context.module.path), out)
-
-        with nn.intercept_methods(interceptor):
-            y = model.apply(variables, x)
-        return y, records
-
-    return _Model(type(model).__name__, "linen", init, apply)
+    m = _Model(type(model).__name__, "linen", init, apply)
+    return m
 
 
-def _nnx(factory) -> _Model:
+def _nnx(factory, method: str | None, call_kwargs: dict[str, Any]) -> _Model:
     from flax import nnx
-
-    def build(key):
-        return nnx.split(factory(nnx.Rngs(key)), nnx.Param, ...)
 
     graph = {}
 
     def init(key, x):
-        graphdef, params, rest = build(key)
+        # the engine lays iterations along its own mesh: sharding annotations
+        # (nnx.with_partitioning) stay metadata, as linen's boxes do
+        with nnx.use_eager_sharding(False):
+            model = factory(nnx.Rngs(key))
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         graph["def"] = graphdef
         return params, rest
 
-    def apply(state, x, probes):
-        params, rest = state
-        copy = nnx.merge(graph["def"], params, rest)
-        records: list = []
-        probe = functools.partial(_probed, records, probes, _trace_state())
-        with tooling.nnx_call_hook(copy, lambda path, layer, out: probe(_path(path), out)):
-            y = copy(x)
-        return y, records
+    def apply(state, x, probes, key):
+        # new Variables in this trace (batch statistics and RNG counts are updated in place)
+        model = nnx.merge(graph["def"], *jax.tree.map(lambda leaf: leaf, state))
+        return _capture.nnx_apply(model, x, probes, method=method, call_kwargs=call_kwargs)
 
     name = getattr(factory, "__name__", type(factory).__name__)
     return _Model(name, "nnx", init, apply)
 
 
-def _as_model(model: Any) -> _Model:
+def _as_model(model: Any, method: Any = None, call_kwargs: Any = None) -> _Model:
     import flax.linen as nn
 
+    if method is not None and not isinstance(method, str):
+        raise TypeError(f"method must be the name of the model's method to call, got {method!r}")
+    if call_kwargs is None:
+        call_kwargs = {}
+    if not isinstance(call_kwargs, Mapping) or not all(isinstance(k, str) for k in call_kwargs):
+        raise TypeError(
+            f"call_kwargs must be a mapping of keyword arguments (e.g. {{'train': True}}), got {call_kwargs!r}"
+        )
+    call_kwargs = dict(call_kwargs)
     if isinstance(model, nn.Module):
-        return _linen(model)
+        if method is not None and not callable(getattr(model, method, None)):
+            raise ValueError(f"method must name a method of {type(model).__name__}, got {method!r}")
+        return _linen(model, method, call_kwargs)
     if callable(model):
-        return _nnx(model)
+        return _nnx(model, method, call_kwargs)
     raise TypeError(
         f"model must be a flax.linen Module or a flax.nnx factory (rngs -> Module), got {type(model).__name__}"
     )
@@ -300,21 +274,17 @@ def _with_params(model: _Model, full: Any, trainable: Any) -> Any:
     return (trainable, full[1])
 
 
-def _flat(tree: Any) -> list[tuple[str, jax.Array]]:
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    out = []
-    for keys, leaf in leaves:
-        names = [getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in keys]
-        names = [n for n in names if n != "value"]  # nnx Variables wrap their array in .value
-        out.append(("/".join(str(n) for n in names), leaf))
-    return out
+def _sum(x: jax.Array, stacked: int = 0) -> jax.Array:
+    """The sum over the axes after the first ``stacked`` (the layer's index in its stacks), flat.
+
+    The statistic is always compiled for the same batch shape (``_at_once``), so XLA's own
+    reduction order is fixed too: no need for ``tree_sum``'s spelled-out order, and a much
+    smaller program to compile for models with hundreds of layers."""
+    return jnp.sum(x, axis=tuple(range(stacked, x.ndim)), dtype=jnp.float32).reshape(-1)
 
 
-def _sum(x: jax.Array) -> jax.Array:
-    # the statistic is always compiled for the same batch shape (_at_once), so XLA's own
-    # reduction order is fixed too: no need for tree_sum's spelled-out order, and a much
-    # smaller program to compile for models with hundreds of layers
-    return jnp.sum(x, dtype=jnp.float32)
+def _square(x: jax.Array) -> jax.Array:
+    return jnp.square(jnp.abs(x)) if jnp.iscomplexobj(x) else x * x
 
 
 def _draw_inputs(inputs: jax.Array, fresh: bool):
@@ -325,66 +295,118 @@ def _draw_inputs(inputs: jax.Array, fresh: bool):
 
 def _loss_fn(loss: Callable | None) -> Callable[[jax.Array], jax.Array]:
     if loss is None:  # a cotangent of ones at the output
-        return lambda y: _sum(y)
+        return lambda y: jnp.sum(y, dtype=jnp.float32)
     return loss
 
 
 @dataclasses.dataclass(frozen=True)
 class _Layout:
-    layers: tuple[tuple[str, tuple[int, ...]], ...]
-    params: tuple[tuple[str, tuple[int, ...]], ...]
+    """What one abstract pass found: the capture's layout and its records' shapes (the probes'
+    template); per layer ``(template, stack dims, shape)``, per parameter ``(path, stacked
+    axes, shape)``."""
+
+    capture: _capture.Layout
+    records: Any
+    layers: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+    params: tuple[tuple[str, int, tuple[int, ...]], ...]
+    groups: tuple[int, ...]
+
+    def rows(self) -> list[tuple[int, tuple[int, ...]]]:
+        """``(layer entry, index in its stacks)`` in call order."""
+        return _capture.call_order([(t, dims, g) for (t, dims, _), g in zip(self.layers, self.groups, strict=True)])
+
+    def probes(self) -> Any:
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.records)
+
+
+def _discover_streams(model: _Model, x: jax.Array) -> None:
+    """The RNG streams a linen model asks for when it runs (``dropout``, or names of its own):
+    applied abstractly with none, then with each stream it asked for."""
+    from flax import errors
+
+    while True:
+        try:
+            key = jax.random.key(0)
+            jax.eval_shape(lambda k: model.apply(model.init(k, x), x, None, k)[0], key)
+            return
+        except errors.InvalidRngError as e:
+            match = re.search(r'needs PRNG for "([^"]+)"', str(e))
+            if match is None or match.group(1) in model.streams:
+                raise
+            model.streams.append(match.group(1))
 
 
 def _layout(model: _Model, x: jax.Array) -> _Layout:
     """The layers (call order) and parameters, with their shapes, from one abstract pass."""
-    names: list[str] = []
+    if model.api == "linen":
+        _discover_streams(model, x)
+    found: dict[str, Any] = {}
 
     def trace(key, x):
         full = model.init(key, x)
-        y, records = model.apply(full, x, None)
-        names[:] = [p for p, _ in records]
-        return y, [out for _, out in records], [leaf for _, leaf in _flat(_params_of(model, full))], full
+        y, records, layout = model.apply(full, x, None, key)
+        found["layout"] = layout
+        flat = _capture.flat_paths(_params_of(model, full))
+        found["paths"] = [p for p, _ in flat]
+        return y, records, [leaf for _, leaf in flat]
 
-    y, outs, leaves, full = jax.eval_shape(trace, jax.random.key(0), x)
+    y, records, leaves = jax.eval_shape(trace, jax.random.key(0), x)
+    params = list(zip(found["paths"], leaves, strict=True))
     if not isinstance(y, jax.ShapeDtypeStruct):
         raise TypeError(f"the model's output must be one array, got {jax.tree_util.tree_structure(y)}")
-    params = [p for p, _ in _flat(_params_of(model, full))]
-    return _Layout(
-        tuple((n, tuple(o.shape)) for n, o in zip(names, outs, strict=True)),
-        tuple((p, tuple(leaf.shape)) for p, leaf in zip(params, leaves, strict=True)),
-    )
+    layout = found["layout"]
+    layers, groups = [], []
+    for template, out, group in _capture.entries(layout, records):
+        k = template.count(_capture.SLOT)
+        layers.append((template, tuple(out.shape[:k]), tuple(out.shape[k:])))
+        groups.append(group)
+    stacked = _capture.stacked_params(layout, [(p, tuple(leaf.shape)) for p, leaf in params])
+    params_out = tuple((p, stacked.get(p, 0), tuple(leaf.shape)) for p, leaf in params)
+    return _Layout(layout, records, tuple(layers), params_out, tuple(groups))
 
 
 def _audit_engine(model: _Model, layout: _Layout, inputs, fresh: bool, loss) -> Engine:
     draw_x = _draw_inputs(inputs, fresh)
     loss_fn = _loss_fn(loss)
 
-    def stat(k):  # [1, 4 * layers + 2 * params]: sums over elements; the host divides
+    def stat(k):  # [1, stats]: sums over elements per layer (and index in its stacks); the host divides
         k_init, k_x = jax.random.split(k)
         x = draw_x(k_x)
         full = model.init(k_init, x)
-        probes = {path: jnp.zeros(shape, jnp.float32) for path, shape in layout.layers}
 
         def objective(trainable, probes):
-            y, records = model.apply(_with_params(model, full, trainable), x, probes)
-            return loss_fn(y), dict(records)
+            y, records, _ = model.apply(_with_params(model, full, trainable), x, probes, k_init)
+            return loss_fn(y), records
 
         trainable = _params_of(model, full)
-        grads, outputs = jax.grad(objective, argnums=(0, 1), has_aux=True)(trainable, probes)
-        grad_params, grad_outputs = grads
+        (grad_params, grad_records), records = jax.grad(objective, argnums=(0, 1), has_aux=True)(
+            trainable, layout.probes()
+        )
         sums = []
-        for path, _ in layout.layers:
-            a, g = outputs[path], grad_outputs[path]
-            sums += [_sum(jnp.abs(a)), _sum(a * a), _sum((a == 0).astype(jnp.float32)), _sum(g * g)]
-        grad_flat = dict(_flat(grad_params))
-        for path, w in _flat(trainable):
+        outputs = _capture.entries(layout.capture, records)
+        gradients = _capture.entries(layout.capture, grad_records)
+        for (template, a, _), (_, g, _) in zip(outputs, gradients, strict=True):
+            k = template.count(_capture.SLOT)
+            sums += [
+                _sum(jnp.abs(a), k),
+                _sum(_square(a), k),
+                _sum((a == 0).astype(jnp.float32), k),
+                _sum(_square(g), k),
+            ]
+        grad_flat = dict(_capture.flat_paths(grad_params))
+        stacked = {path: k for path, k, _ in layout.params}
+        for path, w in _capture.flat_paths(trainable):
             g = grad_flat[path]
-            sums += [_sum(w * w), _sum(g * g)]
-        return jnp.stack(sums)[None]
+            sums += [_sum(_square(w), stacked[path]), _sum(_square(g), stacked[path])]
+        return jnp.concatenate(sums)[None]
 
-    size = sum(math.prod(s) for _, s in layout.layers) + sum(math.prod(s) for _, s in layout.params)
+    width = 4 * sum(math.prod(dims) for _, dims, _ in layout.layers)
+    width += 2 * sum(math.prod(shape[:k]) for _, k, shape in layout.params)
+    size = sum(math.prod(dims) * math.prod(s) for _, dims, s in layout.layers) + sum(
+        math.prod(s) for _, _, s in layout.params
+    )
     per_iteration = 64 + 16 * size
-    return Engine(stat, 4 * len(layout.layers) + 2 * len(layout.params), per_iteration, at_once=_at_once(per_iteration))
+    return Engine(stat, width, per_iteration, at_once=_at_once(per_iteration))
 
 
 def _at_once(bytes_per_iteration: int) -> int:
@@ -413,23 +435,37 @@ def _expected_std(init: Any, path: str, shape: tuple[int, ...]) -> float | None:
 def _finalize_audit(model: _Model, layout: _Layout, fresh: bool, init: Any, prng: str):
     def finalize(acc: Accumulator) -> AuditResult:
         means, ses = acc.moments()
-        it = iter(zip(means, ses, strict=True))
-        layers = []
-        for path, shape in layout.layers:
+        at = 0
+
+        def take(stats: int, count: int) -> list[list[tuple[float, float]]]:
+            """``stats`` statistics of ``count`` indices, stored statistic-major: per index."""
+            nonlocal at
+            block = list(zip(means[at : at + stats * count], ses[at : at + stats * count], strict=True))
+            at += stats * count
+            return [[block[s * count + i] for s in range(stats)] for i in range(count)]
+
+        measured = {}
+        for e, (template, dims, shape) in enumerate(layout.layers):
             count = math.prod(shape)
-            (a, a_se), (sq, sq_se), (z, z_se), (g, g_se) = (next(it) for _ in range(4))
-            rms, rms_se = _rms(sq / count, sq_se / count)
-            grad, grad_se = _rms(g / count, g_se / count)
-            layers.append(
-                LayerAudit(path, shape, a / count, rms, z / count, grad, a_se / count, rms_se, z_se / count, grad_se)
-            )
+            for index, stats in zip(np.ndindex(dims), take(4, math.prod(dims)), strict=True):
+                (a, a_se), (sq, sq_se), (z, z_se), (g, g_se) = stats
+                rms, rms_se = _rms(sq / count, sq_se / count)
+                grad, grad_se = _rms(g / count, g_se / count)
+                path = _capture.indexed(template, index)
+                measured[e, index] = LayerAudit(
+                    path, shape, a / count, rms, z / count, grad, a_se / count, rms_se, z_se / count, grad_se
+                )
+        layers = [measured[row] for row in layout.rows()]
         params = []
-        for path, shape in layout.params:
+        for path, k, full_shape in layout.params:
+            shape = full_shape[k:]
             count = math.prod(shape)
-            (sq, sq_se), (g, g_se) = next(it), next(it)
-            rms, rms_se = _rms(sq / count, sq_se / count)
-            grad, grad_se = _rms(g / count, g_se / count)
-            params.append(ParamAudit(path, shape, rms, grad, rms_se, grad_se, _expected_std(init, path, shape)))
+            for index, stats in zip(np.ndindex(full_shape[:k]), take(2, math.prod(full_shape[:k])), strict=True):
+                (sq, sq_se), (g, g_se) = stats
+                rms, rms_se = _rms(sq / count, sq_se / count)
+                grad, grad_se = _rms(g / count, g_se / count)
+                name = path + "".join(f"[{i}]" for i in index)
+                params.append(ParamAudit(name, shape, rms, grad, rms_se, grad_se, _expected_std(init, path, shape)))
         inputs = "normal" if fresh else "fixed"
         return AuditResult(model.name, model.api, inputs, acc.iterations_done, tuple(layers), tuple(params), prng)
 
@@ -444,13 +480,16 @@ def _check_inputs(inputs: Any, fresh: bool) -> jax.Array:
     return jnp.asarray(inputs)
 
 
-def audit_task(model, inputs, iterations, *, key, fresh_inputs=False, loss=None, init=None, prng="philox") -> Task:
+def audit_task(
+    model, inputs, iterations, *, key, fresh_inputs=False, loss=None, init=None, call_kwargs=None, method=None,
+    prng="philox",
+) -> Task:  # fmt: skip
     """The task behind :func:`audit` (same arguments), not yet run."""
     key, iterations = as_key(key, prng), check_int(iterations, "iterations")
     inputs = _check_inputs(inputs, bool(fresh_inputs))
     if loss is not None and not callable(loss):
         raise TypeError(f"loss must be a function of the model's output returning a scalar, got {loss!r}")
-    m = _as_model(model)
+    m = _as_model(model, method, call_kwargs)
     layout = _layout(m, inputs)
     engine = _audit_engine(m, layout, inputs, bool(fresh_inputs), loss)
     finalize = _finalize_audit(m, layout, bool(fresh_inputs), init, prng_name(key))
@@ -466,6 +505,8 @@ def audit(
     fresh_inputs: bool = False,
     loss: Callable[[jax.Array], jax.Array] | None = None,
     init: Any = None,
+    call_kwargs: Mapping[str, Any] | None = None,
+    method: str | None = None,
     chunk_size: int | None = None,
 ) -> AuditResult:
     """Per-layer forward and backward magnitudes of a Flax model, over many initializations.
@@ -473,6 +514,11 @@ def audit(
     Each iteration initializes ``model`` with its own key, runs it forward on ``inputs``
     and backward from the output (a cotangent of ones, or the gradient of ``loss``), and
     records every submodule's output and gradient and every parameter and its gradient.
+    Layers inside a layer stack (``nn.scan``, ``nn.vmap``, ``nnx.scan``, ``nnx.vmap``) get
+    a row per layer (``ScanBlock_0[3]/Dense_0``) and their stacked parameters one per index
+    (``ScanBlock_0/Dense_0/kernel[3]``); layers inside ``nn.remat``/``nnx.remat`` are seen
+    as if it were not there. What is recorded for training-mode layers (batch statistics,
+    dropout), RNG streams and stacks: ``docs/audit.md``.
 
     Args:
       model: a ``flax.linen`` Module, or a ``flax.nnx`` factory ``rngs -> Module`` (called
@@ -486,6 +532,11 @@ def audit(
       loss: a function of the model's output returning a scalar, differentiated for the
         backward pass; default: the sum of the outputs (a cotangent of ones).
       init: the initializer of the model's kernels, for :attr:`ParamAudit.expected_std`.
+      call_kwargs: keyword arguments of every call of the model (``{"train": True}``): a
+        linen model runs with its non-parameter collections mutable (BatchNorm's batch
+        statistics; the updates are dropped) and with every RNG stream it asks for
+        (``dropout``, names of its own) drawn from the iteration's key.
+      method: the name of the model's method to call instead of ``__call__``.
       chunk_size: initializations each device runs per call (see :func:`mc.standard_test`);
         those evaluated at once are fixed by the model's memory, so the bits never change.
 
@@ -502,7 +553,10 @@ def audit(
       >>> abs(r.layers[0].rms ** 2 - 1 / 3) < 4 * 2 * r.layers[0].rms * r.layers[0].rms_se  # E z^2 = 16 / (3 * 16)
       True
     """
-    task = audit_task(model, inputs, iterations, key=key, fresh_inputs=fresh_inputs, loss=loss, init=init)
+    task = audit_task(
+        model, inputs, iterations, key=key, fresh_inputs=fresh_inputs, loss=loss, init=init, call_kwargs=call_kwargs,
+        method=method,
+    )  # fmt: skip
     return task.run(chunk_size=None if chunk_size is None else check_int(chunk_size, "chunk_size"))
 
 
@@ -512,45 +566,63 @@ def audit(
 def _cmap_engine(model: _Model, layout: _Layout, shape: tuple[int, ...], c: float) -> Engine:
     partner = math.sqrt(max(0.0, 1.0 - c * c))
 
-    def cosine(a, b):
-        return _sum(a * b) / jnp.sqrt(_sum(a * a) * _sum(b * b))
+    def cosine(a, b, stacked=0):
+        return _sum(a * b, stacked) / jnp.sqrt(_sum(a * a, stacked) * _sum(b * b, stacked))
 
-    def stat(k):  # [1, 1 + layers]
+    def stat(k):  # [1, 1 + layers]: the inputs' cosine, then each layer's (and index's)
         k_init, k_1, k_2 = jax.random.split(k, 3)
         z1 = jax.random.normal(k_1, shape, jnp.float32)
         z2 = jax.random.normal(k_2, shape, jnp.float32)
         x1, x2 = z1, c * z1 + partner * z2
         full = model.init(k_init, x1)
-        _, first = model.apply(full, x1, None)
-        _, second = model.apply(full, x2, None)
-        return jnp.stack([cosine(x1, x2)] + [cosine(a, b) for (_, a), (_, b) in zip(first, second, strict=True)])[None]
+        first = _capture.entries(layout.capture, model.apply(full, x1, None, k_init)[1])
+        second = _capture.entries(layout.capture, model.apply(full, x2, None, k_init)[1])
+        cosines = [cosine(x1, x2)]
+        cosines += [cosine(a, b, t.count(_capture.SLOT)) for (t, a, _), (_, b, _) in zip(first, second, strict=True)]
+        return jnp.concatenate(cosines)[None]
 
-    size = 2 * (sum(math.prod(s) for _, s in layout.layers) + sum(math.prod(s) for _, s in layout.params))
+    size = 2 * (
+        sum(math.prod(dims) * math.prod(s) for _, dims, s in layout.layers)
+        + sum(math.prod(s) for _, _, s in layout.params)
+    )
     per_iteration = 64 + 16 * size
-    return Engine(stat, 1 + len(layout.layers), per_iteration, at_once=_at_once(per_iteration))
+    return Engine(stat, 1 + sum(math.prod(dims) for _, dims, _ in layout.layers), per_iteration,
+                  at_once=_at_once(per_iteration))  # fmt: skip
 
 
-def correlation_task(model, inputs_shape, c, iterations, *, key, prng="philox") -> Task:
+def correlation_task(model, inputs_shape, c, iterations, *, key, call_kwargs=None, method=None, prng="philox") -> Task:
     """The task behind :func:`correlation_map` (same arguments), not yet run."""
     key, iterations = as_key(key, prng), check_int(iterations, "iterations")
     c = check_real(c, "c")
     if not -1.0 <= c <= 1.0:
         raise ValueError(f"c must be a correlation in [-1, 1], got {c}")
     shape = tuple(check_int(d, "each dimension of inputs_shape") for d in inputs_shape)
-    m = _as_model(model)
+    m = _as_model(model, method, call_kwargs)
     layout = _layout(m, jnp.zeros(shape, jnp.float32))
+    positions = {(e, i): n for n, (e, i) in enumerate((e, i) for e, (_, dims, _) in enumerate(layout.layers)
+                                                      for i in np.ndindex(dims))}  # fmt: skip
     prng_used = prng_name(key)
 
     def finalize(acc: Accumulator) -> CorrelationResult:
         means, ses = acc.moments()
-        layers = tuple((path, mean, se) for (path, _), mean, se in zip(layout.layers, means[1:], ses[1:], strict=True))
+        layers = tuple(
+            (_capture.indexed(layout.layers[e][0], i), means[1 + positions[e, i]], ses[1 + positions[e, i]])
+            for e, i in layout.rows()
+        )
         return CorrelationResult(c, acc.iterations_done, means[0], ses[0], layers, prng_used)
 
     return Task(f"correlation map {m.name} c={c:g}", _cmap_engine(m, layout, shape, c), key, iterations, finalize)
 
 
 def correlation_map(
-    model: Any, inputs_shape: Sequence[int], c: float, iterations: int, *, key: jax.Array | int
+    model: Any,
+    inputs_shape: Sequence[int],
+    c: float,
+    iterations: int,
+    *,
+    key: jax.Array | int,
+    call_kwargs: Mapping[str, Any] | None = None,
+    method: str | None = None,
 ) -> CorrelationResult:
     """How much a model at init keeps two inputs of correlation ``c`` apart, per layer (a C-map).
 
@@ -569,6 +641,9 @@ def correlation_map(
       c: the correlation of the two inputs' elements, in ``[-1, 1]``.
       iterations: independent initializations, each with its own pair of inputs.
       key: a PRNG key or an int seed.
+      call_kwargs: as for :func:`audit`; both inputs of an iteration see the same RNG
+        streams (the same dropout mask).
+      method: as for :func:`audit`.
 
     Returns:
       A :class:`CorrelationResult` (layers in the audit's order), with the inputs' own mean
@@ -581,7 +656,7 @@ def correlation_map(
       >>> abs(r.correlation[0] - r.input_correlation) < 1e-5  # an orthogonal map keeps angles
       True
     """
-    return correlation_task(model, inputs_shape, c, iterations, key=key).run()
+    return correlation_task(model, inputs_shape, c, iterations, key=key, call_kwargs=call_kwargs, method=method).run()
 
 
 __all__ = [

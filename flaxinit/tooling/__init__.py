@@ -10,13 +10,14 @@ package of the project reaches into another's private modules:
   :func:`run_command` (one-line errors, exit status 2);
 * :func:`train_step`: the one optax training step of every loop;
 * :func:`nnx_call_hook`: the outputs of a ``flax.nnx`` model's own layers while it runs
-  (``flaxinit.lsuv`` and ``mc.audit``);
+  (``flaxinit.lsuv``), and :func:`nnx_intercept_calls`, every call of some nnx classes,
+  around the call (``mc.audit``);
 * argument checks, the same ones flaxinit's factories use (one message and one exception
   type per mistake): :func:`check_int`, :func:`check_real`, :func:`check_choice`,
   :func:`check_key`.
 """
 
-from flaxinit._calls import nnx_call_hook
+from flaxinit._calls import nnx_call_hook, nnx_intercept_calls
 from flaxinit._checks import check_choice, check_int, check_key, check_real
 from flaxinit.tooling._cli import ArgumentParser, UsageError, positive_int, run_command
 from flaxinit.tooling._io import atomic_path, to_json, write_csv, write_json, write_text
@@ -34,6 +35,7 @@ __all__ = [
     "cpu_model",
     "machine",
     "nnx_call_hook",
+    "nnx_intercept_calls",
     "positive_int",
     "run_command",
     "to_json",

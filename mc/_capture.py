@@ -1,0 +1,441 @@
+"""What a Flax model's layers output while it runs, layer stacks included: the audit's capture.
+
+A model is applied under a *capture*: every call of one of its submodules passes through an
+interceptor (linen's ``nn.intercept_methods``; for nnx, ``flaxinit.tooling.nnx_intercept_calls``
+on its module classes), which records the call's output (floating-point arrays only) and
+adds a zero *probe* to it, so that the gradient with respect to the probe is the gradient
+with respect to the output.
+
+Layer stacks. A lifted transform (``nn.scan``, ``nn.vmap``, ``nn.remat``, ``nnx.scan``,
+``nnx.vmap``, ``nnx.remat``) runs its body under another trace than the model's, whose values
+are the body's, not the model's. While the model runs, ``jax.lax.scan``, ``jax.vmap`` and
+``jax.checkpoint`` (``jax.remat``) are therefore wrapped (and restored after): the wrapper
+opens a *frame* for the body, and the outputs recorded in it leave the transform as extra
+outputs: stacked by ``scan`` and ``vmap`` (one leading axis per stack, so a 6-layer scan
+gives one row per layer, its path indexed: ``ScanBlock_0[3]/Dense_0``), unchanged by
+``checkpoint``. The probes of a body's records enter it the same way (scanned over, mapped
+over, or passed through), so gradients reach every layer of a stack. A transform whose
+body calls no layer is left as it was (the wrapper adds nothing but an empty output), and
+any other transform (``lax.cond``, ``lax.while_loop``, ...) keeps its layers unseen.
+
+The layers of a stack are named by the stacked module's path with the index after it
+(the *root*: the first module the body calls). In linen that path is the module's own. In
+nnx a transform's body calls new instances (the transform splits the model and merges the
+slices), so the root instance is matched to the model's module of the same class whose
+variables are its variables stacked (one more leading axis, the same trailing shape); the
+rest of the body's modules are named by their path under the root.
+
+The layout of what is recorded (names, order, stacks) is a Python side effect of tracing
+the model, the same on every trace: :func:`capture` returns it with the outputs, and the
+probes of a later trace are built from an earlier one's outputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.extend import core as jex_core
+
+from flaxinit import tooling
+
+#: The name of the model's own output among the layers.
+OUTPUT = "(output)"
+#: Where a stack's index goes in a template name (one per stack axis, outer first).
+SLOT = "\x00"
+
+
+def _trace_state() -> Any:
+    return jex_core.get_opaque_trace_state(convention="flax")
+
+
+def flat_paths(tree: Any) -> list[tuple[str, jax.Array]]:
+    """``[(path, leaf)]`` with ``/``-joined paths (nnx Variables and linen boxes unwrapped)."""
+    out = []
+    for keys, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        names = [getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in keys]
+        names = [n for n in names if n != "value"]  # nnx Variables and nn.Partitioned keep the array in .value
+        out.append(("/".join(str(n) for n in names), leaf))
+    return out
+
+
+# --- frames --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """What one frame recorded: ``order`` of events (``("record", name)`` or
+    ``("stack", kind, Layout)``), the frame's ``root`` (stack frames) and the shapes of the
+    parameters the root holds inside the body (``params``: path -> shape), which tell which
+    of the model's parameters the stack holds stacked."""
+
+    order: tuple[tuple[Any, ...], ...]
+    root: str | None
+    params: tuple[tuple[str, tuple[int, ...]], ...]
+
+
+@dataclasses.dataclass(eq=False)
+class _Frame:
+    trace: Any
+    probes: Any  # {"records": {name: array}, "stacks": (probes of each stack, ...)} or None
+    parent: _Frame | None
+    records: dict[str, jax.Array] = dataclasses.field(default_factory=dict)
+    stacks: list[Any] = dataclasses.field(default_factory=list)  # the stacks' outputs
+    order: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
+    active: list[str | None] = dataclasses.field(default_factory=list)  # paths being called (None: another trace)
+    root: str | None = None
+    params: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)
+    modules: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)  # nnx: id -> (path, module)
+    claimed: dict[str, int] = dataclasses.field(default_factory=dict)  # nnx: module path -> stack index
+
+    def here(self) -> bool:
+        return _trace_state() == self.trace
+
+    def record(self, path: str, out: Any) -> Any:
+        """``out`` plus its probe, recorded under ``path`` (``path#2`` for a second call)."""
+        if not isinstance(out, jax.Array) or not jnp.issubdtype(out.dtype, jnp.inexact) or not self.here():
+            return out  # tuples, integer outputs, values of another trace: not a layer the audit measures
+        name, count = path, 1
+        while name in self.records:
+            count += 1
+            name = f"{path}#{count}"
+        if self.probes is not None:
+            out = out + self.probes["records"][name]
+        self.records[name] = out
+        self.order.append(("record", name))
+        return out
+
+    def output(self) -> dict[str, Any]:
+        return {"records": dict(self.records), "stacks": tuple(self.stacks)}
+
+    def layout(self) -> Layout:
+        return Layout(tuple(self.order), self.root, tuple(self.params.items()))
+
+    # the calls: enter before, leave after; the outermost call of the model's own frame is
+    # the model itself, recorded by the caller as OUTPUT
+    def enter(self, path: str, params: Callable[[], list[tuple[str, Any]]]) -> None:
+        if not self.here():
+            self.active.append(None)
+            return
+        if self.parent is not None and self.root is None:  # a stack's body: its first call is the root
+            self.root = path
+            self.params = {_join(path, p): tuple(leaf.shape) for p, leaf in params()}
+        self.active.append(path)
+
+    def leave(self, path: str, out: Any, *, layer_call: bool = True) -> Any:
+        self.active.pop()
+        if not self.here() or not layer_call:
+            return out
+        if self.parent is None and not self.active and not path:
+            return out  # the model's own call
+        if self.active and self.active[-1] == path:
+            return out  # a module calling its own __call__ (super()): the outer call records it
+        return self.record(path, out)
+
+    # stacks
+    def open_stack(self) -> tuple[int, Any]:
+        index = len(self.stacks)
+        self.stacks.append(None)  # reserved; the transform's outputs come later
+        return index, None if self.probes is None else self.probes["stacks"][index]
+
+    def close_stack(self, index: int, kind: str, layout: Layout, out: Any) -> None:
+        self.stacks[index] = out
+        self.order.append(("stack", kind, layout))
+
+
+_state = threading.local()
+
+
+def _frames() -> list[_Frame]:
+    if not hasattr(_state, "frames"):
+        _state.frames = []
+    return _state.frames
+
+
+def _current() -> _Frame | None:
+    """The innermost frame, if the caller runs under its trace."""
+    frames = _frames()
+    return frames[-1] if frames and frames[-1].here() else None
+
+
+@contextlib.contextmanager
+def _frame(probes: Any, parent: _Frame | None) -> Iterator[_Frame]:
+    frame = _Frame(_trace_state(), probes, parent)
+    _frames().append(frame)
+    try:
+        yield frame
+    finally:
+        _frames().pop()
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p for p in parts if p)
+
+
+# --- the transforms: a body's records leave it as outputs, its probes enter as inputs -------------
+
+_REAL = {}
+
+
+def _probes_first(parent: _Frame, fun: Callable[..., Any], box: dict[str, Layout]) -> Callable[..., Any]:
+    """``fun`` as a transform's body that takes its frame's probes first and returns its
+    records after its own output; the frame's layout (from the last trace) goes to ``box``."""
+
+    def body(probes, *args, **kwargs):
+        with _frame(probes, parent) as frame:
+            y = fun(*args, **kwargs)
+        box["layout"] = frame.layout()
+        return y, frame.output()
+
+    return body
+
+
+def _scan(f, init, xs=None, length=None, reverse=False, unroll=1, **kwargs):
+    parent = _current()
+    if parent is None:
+        return _REAL["scan"](f, init, xs, length, reverse, unroll, **kwargs)
+    index, probes = parent.open_stack()
+    box: dict[str, Layout] = {}
+    step = _probes_first(parent, f, box)
+
+    def body(carry, packed):  # (carry, (x, probes)) -> (carry, (y, records))
+        x, p = packed
+        (carry, y), records = step(p, carry, x)
+        return carry, (y, records)
+
+    carry, (ys, out) = _REAL["scan"](body, init, (xs, probes), length, reverse, unroll, **kwargs)
+    parent.close_stack(index, "scan", box["layout"], out)
+    return carry, ys
+
+
+def _vmap(fun, in_axes=0, out_axes=0, **kwargs):
+    @functools.wraps(fun)
+    def mapped(*args, **kw):
+        parent = _current()
+        if parent is None:
+            return _REAL["vmap"](fun, in_axes, out_axes, **kwargs)(*args, **kw)
+        index, probes = parent.open_stack()
+        box: dict[str, Layout] = {}
+        axes = tuple(in_axes) if isinstance(in_axes, list | tuple) else (in_axes,) * len(args)
+        axes = (None if probes is None else 0, *axes)
+        y, out = _REAL["vmap"](_probes_first(parent, fun, box), axes, (out_axes, 0), **kwargs)(probes, *args, **kw)
+        parent.close_stack(index, "vmap", box["layout"], out)
+        return y
+
+    return mapped
+
+
+def _checkpoint(fun, **kwargs):
+    @functools.wraps(fun)
+    def rematted(*args, **kw):
+        parent = _current()
+        if parent is None:
+            return _REAL["checkpoint"](fun, **kwargs)(*args, **kw)
+        index, probes = parent.open_stack()
+        box: dict[str, Layout] = {}
+        static = kwargs.get("static_argnums", ())
+        static = (static,) if isinstance(static, int) else tuple(static)
+        shifted = {**kwargs, "static_argnums": tuple(i + 1 if i >= 0 else i for i in static)}
+        y, out = _REAL["checkpoint"](_probes_first(parent, fun, box), **shifted)(probes, *args, **kw)
+        parent.close_stack(index, "remat", box["layout"], out)
+        return y
+
+    return rematted
+
+
+@contextlib.contextmanager
+def _lifted_transforms() -> Iterator[None]:
+    """``jax.lax.scan``, ``jax.vmap``, ``jax.checkpoint``/``jax.remat`` wrapped, then restored."""
+    saved = {"scan": jax.lax.scan, "vmap": jax.vmap, "checkpoint": jax.checkpoint, "remat": jax.remat}
+    if _REAL:  # already wrapped: a capture inside a capture
+        yield
+        return
+    _REAL.update(saved)
+    try:
+        jax.lax.scan, jax.vmap, jax.checkpoint, jax.remat = _scan, _vmap, _checkpoint, _checkpoint
+        yield
+    finally:
+        jax.lax.scan, jax.vmap, jax.checkpoint, jax.remat = (saved[k] for k in ("scan", "vmap", "checkpoint", "remat"))
+        _REAL.clear()
+
+
+# --- the two model APIs ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _capture(probes: Any) -> Iterator[_Frame]:
+    with _lifted_transforms(), _frame(probes, None) as top:
+        yield top
+
+
+def linen_apply(model: Any, variables: Any, x: jax.Array, probes: Any, **apply_kwargs) -> tuple[Any, Any, Layout]:
+    """``model.apply(variables, x, **apply_kwargs)`` under a capture: ``(apply's return,
+    the records (the capture's output tree), their layout)``."""
+    import flax.linen as nn
+
+    def interceptor(next_fun, args, kwargs, context):
+        frame = _frames()[-1]
+        path = "/".join(context.module.path)
+        frame.enter(path, lambda: flat_paths(context.module.variables.get("params", {})))
+        try:
+            out = next_fun(*args, **kwargs)
+        except BaseException:
+            frame.active.pop()
+            raise
+        return frame.leave(path, out, layer_call=context.method_name == "__call__")
+
+    with _capture(probes) as top, nn.intercept_methods(interceptor):
+        result = model.apply(variables, x, **apply_kwargs)
+        y, updates = result if apply_kwargs.get("mutable") else (result, None)
+        y = top.record(OUTPUT, y)
+    return (y, updates), top.output(), top.layout()
+
+
+def nnx_apply(
+    model: Any, x: jax.Array, probes: Any, *, method: str | None, call_kwargs: dict
+) -> tuple[Any, Any, Layout]:
+    """``model.method(x, **call_kwargs)`` (``model(x, ...)`` without a method) under a capture."""
+    from flax import nnx
+
+    with _capture(probes) as top:
+        top.modules = {id(m): ("/".join(str(p) for p in path), m) for path, m in nnx.iter_modules(model)}
+
+        def interceptor(call, module, args, kwargs):
+            frame = _frames()[-1]
+            path = _nnx_path(frame, module) if frame.here() else ""
+            frame.enter(path, lambda: flat_paths(nnx.state(module, nnx.Param)))
+            try:
+                out = call(*args, **kwargs)
+            except BaseException:
+                frame.active.pop()
+                raise
+            return frame.leave(path, out)
+
+        with tooling.nnx_intercept_calls({type(m) for _, m in top.modules.values()}, interceptor):
+            y = (model if method is None else getattr(model, method))(x, **call_kwargs)
+            y = top.record(OUTPUT, y)
+    return y, top.output(), top.layout()
+
+
+def _nnx_path(frame: _Frame, module: Any) -> str:
+    """The path of an nnx module called in ``frame``: known (the model's own, or already
+    named in this body), else a transform's copy of one of the model's stacked modules."""
+    from flax import nnx
+
+    for f in _ancestry(frame):
+        if id(module) in f.modules:
+            return f.modules[id(module)][0]
+    path = _stacked_origin(frame, module)
+    for sub_path, sub in nnx.iter_modules(module):
+        frame.modules[id(sub)] = (_join(path, "/".join(str(p) for p in sub_path)), sub)
+    return path
+
+
+def _ancestry(frame: _Frame | None) -> Iterator[_Frame]:
+    while frame is not None:
+        yield frame
+        frame = frame.parent
+
+
+def _stacked_origin(frame: _Frame, module: Any) -> str:
+    """The path of the module of the same class, in the frames around ``frame``, whose
+    variables are ``module``'s with one more leading axis (the first one not taken by another
+    stack of the same parent); the class name if none is."""
+    from flax import nnx
+
+    def shapes(m):
+        return [tuple(leaf.shape) for leaf in jax.tree.leaves(nnx.state(m))]
+
+    parent = frame.parent
+    if parent is None:  # a module the model creates while it runs
+        return type(module).__name__
+    inner = shapes(module)
+    index = len(parent.stacks) - 1  # the stack being traced
+    candidates = [pm for f in _ancestry(parent) for pm in f.modules.values() if type(pm[1]) is type(module)]
+    for path, candidate in candidates:
+        outer = shapes(candidate)
+        stacked = len(outer) == len(inner) and all(
+            len(o) == len(i) + 1 and o[1:] == i for o, i in zip(outer, inner, strict=True)
+        )
+        if stacked and parent.claimed.get(path, index) == index:
+            parent.claimed[path] = index
+            return path
+    return type(module).__name__
+
+
+# --- reading the records back -----------------------------------------------------------------------
+
+
+def entries(layout: Layout, out: Any) -> list[tuple[str, jax.Array, int]]:
+    """``[(template, array, group)]`` in call order: a template is the path with one
+    :data:`SLOT` per stack around the layer (outer first), the array has one leading axis
+    per slot, and ``group`` numbers the model's own calls and stacks (the layers of one stack
+    share it: :func:`call_order` interleaves their indices)."""
+    found: list[tuple[str, jax.Array, int]] = []
+    stacks = iter(out["stacks"])
+    for group, event in enumerate(layout.order):
+        if event[0] == "record":
+            found.append((event[1], out["records"][event[1]], group))
+            continue
+        _, kind, sub = event
+        for template, array, _ in entries(sub, next(stacks)):
+            found.append((template if kind == "remat" else _slot(template, sub.root), array, group))
+    names: dict[str, int] = {}
+    unique = []
+    for template, array, group in found:  # the same template from two stacks of one frame
+        names[template] = names.get(template, 0) + 1
+        unique.append((template if names[template] == 1 else f"{template}#{names[template]}", array, group))
+    return unique
+
+
+def call_order(layers: list[tuple[str, tuple[int, ...], int]]) -> list[tuple[int, tuple[int, ...]]]:
+    """The rows of ``layers`` (``(template, stack dims, group)`` per entry) in call order:
+    ``(entry, index)``, a stack's layers index by index (``[0]/a, [0]/b, [1]/a, ...``)."""
+    rows = [(e, index) for e, (_, dims, _) in enumerate(layers) for index in np.ndindex(dims)]
+    return sorted(rows, key=lambda row: (layers[row[0]][2], row[1][:1], row[0], row[1][1:]))
+
+
+def _slot(template: str, root: str | None) -> str:
+    if root is not None and (template == root or template.startswith((root + "/", root + "#"))):
+        return root + SLOT + template[len(root) :]
+    return template + SLOT
+
+
+def stacked_params(layout: Layout, params: list[tuple[str, tuple[int, ...]]]) -> dict[str, int]:
+    """``{path: stacked axes}`` for the parameters that stacks hold stacked: a stack's body
+    sees them with one leading axis fewer (nested stacks: one per level)."""
+    axes = {path: 0 for path, _ in params}
+    shapes = dict(params)
+
+    def visit(lay: Layout, seen: dict[str, tuple[int, ...]]):
+        for event in lay.order:
+            if event[0] != "stack":
+                continue
+            _, kind, sub = event
+            inner = dict(sub.params)
+            if kind == "remat":
+                visit(sub, seen)
+                continue
+            deeper = {}
+            for path, shape in inner.items():
+                if path in seen and seen[path][1:] == shape and len(seen[path]) == len(shape) + 1:
+                    axes[path] += 1
+                    deeper[path] = shape
+            visit(sub, deeper)
+
+    visit(layout, shapes)
+    return {p: a for p, a in axes.items() if a}
+
+
+def indexed(template: str, index: tuple[int, ...]) -> str:
+    """``template`` with its slots filled by ``index``: ``ScanBlock_0[3]/Dense_0``."""
+    parts = template.split(SLOT)
+    return "".join(itertools.chain.from_iterable(zip(parts, [f"[{i}]" for i in index] + [""], strict=True)))
