@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypedDict
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.typing import DTypeLike
 
@@ -45,14 +46,28 @@ class Initializer(abc.ABC):
     ) -> jax.Array:
         """Draws weights of ``shape`` and ``dtype`` from ``key``.
 
-        ``dtype`` defaults to the initializer's own ``dtype`` option where it has one, else
-        float32. ``out_sharding`` (a ``jax.sharding.Sharding``) places the result; for the
-        same key the values do not depend on it.
+        A shape with a zero-size dimension gives an empty array of that shape (as jax's
+        initializers do). ``dtype`` defaults to the initializer's own ``dtype`` option
+        where it has one, else float32; complex dtypes are accepted by the schemes whose
+        jax namesakes accept them (``normal``, ``variance_scaling`` and its aliases,
+        ``orthogonal``, ``delta_orthogonal``, the constants), an error elsewhere.
+        ``out_sharding`` (a ``jax.sharding.Sharding``) places the result; for the same key
+        the values do not depend on it.
         """
         key = _checks.check_key(key)
-        dims = _checks.check_shape(shape)
+        dims = _checks.check_shape(shape, empty=True)
         default = getattr(self, "dtype", None)
-        return self._draw(key, dims, _checks.check_dtype(default if dtype is None else dtype), out_sharding)
+        dtype = self._check_dtype(default if dtype is None else dtype)
+        if 0 in dims:  # no weights to draw: an empty array, as jax's initializers return
+            return _sampling.place(jnp.zeros(dims, dtype), out_sharding)
+        return self._draw(key, dims, dtype, out_sharding)
+
+    def _complex_ok(self) -> bool:
+        """Whether the scheme draws complex weights (those of jax's schemes that do)."""
+        return False
+
+    def _check_dtype(self, dtype: DTypeLike | None) -> np.dtype:
+        return _checks.check_dtype(dtype, complex_ok=self._complex_ok(), scheme=self.name)
 
     @abc.abstractmethod
     def _draw(self, key: jax.Array, shape: tuple[int, ...], dtype: np.dtype, out_sharding: Any) -> jax.Array: ...
@@ -79,7 +94,11 @@ class Initializer(abc.ABC):
     def get_config(self) -> dict[str, Any]:
         """Returns ``{"name": ..., **arguments}``: plain Python values, JSON-serializable.
 
-        ``flaxinit.get(init.get_config()) == init`` for every initializer.
+        ``flaxinit.get(init.get_config()) == init`` for every initializer. A scale or value
+        given as a concrete 0-d array was read as a Python float when the initializer was
+        built, so it appears as one here; one given as a traced array (an initializer built
+        inside ``jax.jit`` from a traced argument) stays that array, which no config can
+        serialize (nor can such an initializer be hashed or compared).
         """
         config: dict[str, Any] = {"name": self.name}
         for field in dataclasses.fields(self):
@@ -169,7 +188,12 @@ class FanScheme(Initializer):
         object.__setattr__(self, "fan_out", _checks.check_optional_fan(self.fan_out, "fan_out"))
         object.__setattr__(self, "gain", _checks.check_real(self.gain, "gain", minimum=0.0, strict=True))
         if self.dtype is not None:
-            object.__setattr__(self, "dtype", _checks.check_dtype(self.dtype).name)
+            object.__setattr__(self, "dtype", self._check_dtype(self.dtype).name)
+
+    def _complex_ok(self) -> bool:
+        # as jax: its normal(stddev) and variance_scaling (every distribution) take complex
+        # dtypes; its uniform(scale) and truncated_normal(stddev) do not
+        return self.rule == "variance_scaling" or (self.rule == "fixed" and self.distribution == "normal")
 
     def __getattr__(self, name: str) -> Any:
         """The rule's parameters read as attributes: ``init.mode``, ``init.method``, ``init.scale``..."""
@@ -246,6 +270,13 @@ class FanScheme(Initializer):
         return config
 
     def _draw(self, key, shape, dtype, out_sharding):
+        if jnp.issubdtype(dtype, jnp.complexfloating):
+            # jax's arithmetic in the complex dtype: the rule's value (the stddev, or the
+            # variance) cast to it, and the complex unit draw of the distribution
+            rule = _rules.RULES[self.rule]
+            value = rule.formula(*self.fans(shape), **dict(self.params))
+            form = "variance" if rule.form == "variance" else "stddev"
+            return _sampling.complex_draw(key, shape, dtype, value, self.gain, self.distribution, form, out_sharding)
         scale = self.multiplier(shape)
         if self.distribution == "normal":
             return _sampling.normal(key, shape, dtype, scale, out_sharding)

@@ -15,24 +15,42 @@ from jax.typing import DTypeLike
 Axes = int | tuple[int, ...]
 
 
-def check_dtype(dtype: DTypeLike | None) -> np.dtype:
-    """Returns ``dtype`` as a NumPy dtype if it is a real floating type (None: float32)."""
+#: Complex weights: the schemes that take them, as jax's functions of those names do.
+COMPLEX_SCHEMES = (
+    "normal, variance_scaling and its aliases (glorot_*, he_*, lecun_*), orthogonal, delta_orthogonal, "
+    "constant, zeros and ones"
+)
+
+
+def check_dtype(dtype: DTypeLike | None, *, complex_ok: bool = False, scheme: str | None = None) -> np.dtype:
+    """Returns ``dtype`` as a NumPy dtype if it is a real floating type (None: float32).
+
+    With ``complex_ok``, complex64 and complex128 are accepted too; otherwise a complex dtype
+    is an error that names ``scheme`` and the schemes that take one.
+    """
     if dtype is None:
         return np.dtype(jnp.float32)
     try:
         dt = jnp.dtype(dtype)
     except TypeError as err:
         raise TypeError(f"dtype must be a real floating dtype such as jnp.float32, got {dtype!r}") from err
+    if complex_ok and jnp.issubdtype(dt, jnp.complexfloating):
+        return dt
+    if jnp.issubdtype(dt, jnp.complexfloating):
+        raise TypeError(
+            f"dtype must be a real floating dtype{f' for {scheme}' if scheme else ''}, got {dt.name}; "
+            f"complex weights are drawn by {COMPLEX_SCHEMES} (as in jax.nn.initializers)"
+        )
     if not jnp.issubdtype(dt, jnp.floating):
         raise TypeError(
             f"dtype must be a real floating dtype (float16, bfloat16, float32 or float64), "
-            f"got {dt.name}; integer, bool and complex weights are not supported"
+            f"got {dt.name}; integer and bool weights are not supported"
         )
     return dt
 
 
-def check_shape(shape: Any) -> tuple[int, ...]:
-    """Returns ``shape`` as a tuple of positive Python ints."""
+def check_shape(shape: Any, *, empty: bool = False) -> tuple[int, ...]:
+    """Returns ``shape`` as a tuple of positive Python ints (``empty=True``: zero allowed too)."""
     if isinstance(shape, numbers.Integral):
         shape = (shape,)
     try:
@@ -42,8 +60,9 @@ def check_shape(shape: Any) -> tuple[int, ...]:
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
             raise TypeError(f"shape must be a sequence of positive integers, got {shape!r}")
-        if d <= 0:
-            raise ValueError(f"shape must have positive dimensions (no zero-size or negative axes), got {dims}")
+        if d < 0 or (d == 0 and not empty):
+            allowed = "non-negative dimensions" if empty else "positive dimensions (no zero-size or negative axes)"
+            raise ValueError(f"shape must have {allowed}, got {dims}")
     return tuple(int(d) for d in dims)
 
 
@@ -103,6 +122,34 @@ def check_real(value: Any, name: str, *, minimum: float | None = None, strict: b
         relation = ">" if strict else ">="
         raise ValueError(f"{name} must be {relation} {minimum}, got {value!r}")
     return float(value)
+
+
+def check_scalar(
+    value: Any, name: str, *, minimum: float | None = None, strict: bool = False, traced: bool = True
+) -> float | jax.Array:
+    """A finite real number given as a Python number or as a 0-d real array (NumPy or jax).
+
+    A Python number or a concrete array is returned as a Python float, checked as
+    :func:`check_real` checks it (so an initializer built with ``jnp.array(0.5)`` equals,
+    hashes and serializes as one built with ``0.5``). A traced array (an argument of a
+    ``jax.jit``-ed function) is returned as an array of at least float32 precision: its
+    value is unknown until run time, so only its shape and dtype are checked (``traced=False``:
+    an error instead).
+    """
+    if isinstance(value, np.ndarray | jax.Array):
+        if value.ndim != 0 or not (
+            jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)
+        ):
+            raise TypeError(
+                f"{name} must be a finite real number or a 0-d real array, "
+                f"got an array of dtype {value.dtype} and shape {value.shape}"
+            )
+        if isinstance(value, jax.core.Tracer):
+            if not traced:
+                raise TypeError(f"{name} must be a concrete number (a Python number or a 0-d array), not traced")
+            return value.astype(jnp.promote_types(value.dtype, jnp.float32))
+        value = float(value)
+    return check_real(value, name, minimum=minimum, strict=strict)
 
 
 def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:

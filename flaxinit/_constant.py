@@ -27,9 +27,12 @@ class Constant(Initializer):
     dtype: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _checks.check_real(self.value, "value"))
+        object.__setattr__(self, "value", _checks.check_scalar(self.value, "value"))
         if self.dtype is not None:
-            object.__setattr__(self, "dtype", _checks.check_dtype(self.dtype).name)
+            object.__setattr__(self, "dtype", self._check_dtype(self.dtype).name)
+
+    def _complex_ok(self) -> bool:
+        return True  # as jax's constants: a real value in a complex dtype
 
     def expected_abs_sum(self, shape, terms):
         return abs(terms * self.value)
@@ -70,11 +73,17 @@ def ones(dtype: DTypeLike | None = None) -> Constant:
 
 
 def constant(value: float, dtype: DTypeLike | None = None) -> Constant:
-    """Every weight ``value`` (a finite real number), as ``jax.nn.initializers.constant``.
+    """Every weight ``value``, as ``jax.nn.initializers.constant``.
+
+    ``value`` is a finite real number or a 0-d array (jax also takes a complex number or
+    an array to broadcast; flaxinit does not). Any real or complex dtype, as jax's (so are
+    :func:`zeros` and :func:`ones`).
 
     Examples:
       >>> import jax, jax.numpy as jnp, flaxinit
       >>> flaxinit.constant(0.5)(jax.random.key(0), (3,), jnp.bfloat16)
       Array([0.5, 0.5, 0.5], dtype=bfloat16)
+      >>> flaxinit.constant(0.5)(jax.random.key(0), (2,), jnp.complex64)
+      Array([0.5+0.j, 0.5+0.j], dtype=complex64)
     """
     return Constant("constant", value, dtype)

@@ -23,7 +23,9 @@ def compute_fans(
     By axes (the default): axes not named by ``in_axis``, ``out_axis`` or ``batch_axis``
     form the receptive field ``r`` (the spatial axes of a conv kernel);
     ``fan_in = r * prod(in dims)`` and ``fan_out = r * prod(out dims)``, exactly as
-    ``jax.nn.initializers.variance_scaling`` counts them.
+    ``jax.nn.initializers.variance_scaling`` counts them (an empty ``in_axis`` or
+    ``out_axis``, ``()``, has size 1, as in jax: ``in_axis=0, out_axis=()`` gives the fans
+    of a rank-1 kernel).
 
     By ``einsum="lhs,kernel->out"`` (the equation of the layer, the kernel its second
     operand, as ``nnx.Einsum`` and ``EinsumDense`` write it): ``fan_in`` is the product of
@@ -38,7 +40,8 @@ def compute_fans(
     one output (the article calls this fan-out).
 
     Args:
-      shape: the kernel's shape, rank >= 2 (by axes), every dimension positive.
+      shape: the kernel's shape, every dimension positive, of a rank that has the axes
+        named (rank >= 2 for the default axes).
       in_axis: axis or axes of the input dimension.
       out_axis: axis or axes of the output dimension.
       batch_axis: axis or axes to ignore (e.g. the head axis of a batched kernel).
@@ -48,8 +51,9 @@ def compute_fans(
       ``(fan_in, fan_out)`` as ints.
 
     Raises:
-      ValueError: for a kernel of rank < 2, a zero-size dimension, axes that are out of
-        range or overlap, or an equation that is malformed or does not match ``shape``.
+      ValueError: for a zero-size dimension, axes that are out of range for the rank (a
+        kernel of rank < 2 with the default axes) or overlap, or an equation that is
+        malformed or does not match ``shape``.
 
     Examples:
       >>> from flaxinit import compute_fans
@@ -65,12 +69,6 @@ def compute_fans(
         if (in_axis, out_axis, batch_axis) != (-2, -1, ()):
             raise ValueError("einsum= and in_axis/out_axis/batch_axis are two ways to say the same thing: give one")
         return einsum_fans(dims, einsum)
-    if len(dims) < 2:
-        raise ValueError(
-            f"cannot infer fans of a rank-{len(dims)} kernel of shape {dims}: it needs rank >= 2. "
-            "Pass the fans explicitly instead, e.g. xavier_standard(fan_in=...) "
-            "(and fan_out=... for normalized schemes)"
-        )
     rank = len(dims)
     groups: dict[str, tuple[int, ...]] = {}
     owner: dict[int, str] = {}
@@ -78,6 +76,12 @@ def compute_fans(
         axes: Axes = check_axes(spec, name)
         resolved = []
         for a in as_tuple(axes):
+            if not -rank <= a < rank and rank < 2:
+                raise ValueError(
+                    f"cannot infer fans of a rank-{rank} kernel of shape {dims} with {name}={spec!r}: it needs "
+                    "rank >= 2. Pass the fans explicitly instead, e.g. xavier_standard(fan_in=...) "
+                    "(and fan_out=... for normalized schemes), or axes it has (an empty in_axis or out_axis has size 1)"
+                )
             if not -rank <= a < rank:
                 raise ValueError(f"{name}={spec!r} is out of range for a kernel of rank {rank} (shape {dims})")
             a %= rank
@@ -86,8 +90,6 @@ def compute_fans(
             owner[a] = name
             resolved.append(a)
         groups[name] = tuple(resolved)
-    if not groups["in_axis"] or not groups["out_axis"]:
-        raise ValueError("in_axis and out_axis must each name at least one axis")
     receptive_field = math.prod(d for i, d in enumerate(dims) if i not in owner)
     fan_in = receptive_field * math.prod(dims[a] for a in groups["in_axis"])
     fan_out = receptive_field * math.prod(dims[a] for a in groups["out_axis"])

@@ -23,6 +23,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax.numpy as jnp
+
 from flaxinit import _checks, magnitude
 
 #: Unit draws of each distribution (what the sampler scales): U(-1, 1), U[0, 1), N(0, 1),
@@ -145,7 +147,7 @@ def _variance_scaling(fan_in, fan_out, scale, mode, distribution):
 
 def _check_variance_scaling(scale, mode, distribution):
     _checks.check_choice(mode, "mode", VARIANCE_MODES)
-    scale = _checks.check_real(scale, "scale", minimum=0.0, strict=True)
+    scale = _checks.check_scalar(scale, "scale", minimum=0.0, strict=True)
     return {"scale": scale, "mode": mode, "distribution": distribution}
 
 
@@ -159,7 +161,9 @@ def _fixed(fan_in, fan_out, **params):
 
 
 def _check_fixed(**params):
-    out = {name: _checks.check_real(value, name) for name, value in params.items()}
+    # the truncation points set the unit draw (a static argument): concrete numbers only
+    static = ("lower", "upper")
+    out = {name: _checks.check_scalar(value, name, traced=name not in static) for name, value in params.items()}
     if "lower" in out and not out["lower"] < out["upper"]:
         raise ValueError(f"lower must be < upper, got lower={out['lower']!r}, upper={out['upper']!r}")
     return out
@@ -215,11 +219,20 @@ def _truncated_std(lower: float, upper: float) -> float:
     return math.sqrt(1.0 + tail / mass - mean * mean)
 
 
+def _sqrt(x: Any) -> Any:
+    """``math.sqrt`` of a Python number, ``jnp.sqrt`` of a traced one (a scale given as a jit argument)."""
+    return math.sqrt(x) if isinstance(x, int | float) else jnp.sqrt(x)
+
+
 def sampler_scale(form: str, value: float, distribution: str, lower: float = -2.0, upper: float = 2.0) -> float:
-    """The multiplier of the distribution's unit draw for a rule's ``value`` of ``form``."""
+    """The multiplier of the distribution's unit draw for a rule's ``value`` of ``form``.
+
+    A Python float for a Python ``value``; for a traced ``value`` (an argument given as a
+    traced array) the same arithmetic on the array, in its dtype.
+    """
     if form == "scale":
         return value
     if distribution == "uniform":  # the forms' own arithmetic, as the schemes always computed it
-        return {"bound": value, "std": math.sqrt(3.0) * value, "variance": math.sqrt(3.0 * value)}[form]
-    std = {"bound": value / math.sqrt(3.0), "std": value, "variance": math.sqrt(value)}[form]
+        return {"bound": value, "std": math.sqrt(3.0) * value, "variance": _sqrt(3.0 * value)}[form]
+    std = {"bound": value / math.sqrt(3.0), "std": value, "variance": _sqrt(value)}[form]
     return std if distribution == "normal" else std / unit_std(distribution, lower, upper)

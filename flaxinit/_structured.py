@@ -1,7 +1,8 @@
 """Schemes with structure, not just a scale: orthogonal, delta-orthogonal, identity, Dirac, sparse.
 
-jax's ``orthogonal`` and ``delta_orthogonal`` (same names, arguments and, for float32 and
-float64, values), and PyTorch's / Keras' ``eye``/``Identity``, ``dirac_`` and ``sparse_``.
+jax's ``orthogonal`` and ``delta_orthogonal`` (same names, arguments and, for float32,
+float64, complex64 and complex128, values), and PyTorch's / Keras' ``eye``/``Identity``,
+``dirac_`` and ``sparse_``.
 Every one takes ``out_sharding`` (jax's orthogonal ones raise ``NotImplementedError``):
 the QR factorization behind the orthogonal schemes runs on one device (XLA has no
 distributed QR), so it needs the whole ``rows x cols`` matrix in one device's memory;
@@ -28,23 +29,27 @@ __all__ = ["delta_orthogonal", "dirac", "eye", "identity", "orthogonal", "sparse
 
 def _canonical_dtype(init: Initializer) -> None:
     if init.dtype is not None:
-        object.__setattr__(init, "dtype", _checks.check_dtype(init.dtype).name)
+        object.__setattr__(init, "dtype", init._check_dtype(init.dtype).name)
 
 
 def _orthogonal_kernel(key, shape, dtype, scale, column_axis):
-    """jax's orthogonal: QR of a normal (rows, cols) matrix, signs of R's diagonal folded in."""
+    """jax's orthogonal: QR of a normal (rows, cols) matrix, signs of R's diagonal folded in.
+
+    For a complex dtype, of a complex normal matrix: a Haar-distributed unitary (jax's too).
+    """
     rows, cols = math.prod(shape) // shape[column_axis], shape[column_axis]
     q = jax.random.orthogonal(key, rows, (), _sampling.sampling_dtype(dtype), cols)
     q = jnp.moveaxis(q.reshape(*np.delete(shape, column_axis), cols), -1, column_axis)
+    scale = scale if isinstance(scale, int | float) else jnp.asarray(scale, q.dtype)
     return (scale * q).astype(dtype)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+@_sampling.scaled_jit(static=(1, 2, 4, 5))
 def _orthogonal(key, shape, dtype, scale, column_axis, out_sharding=None):
     return _sampling.place(_orthogonal_kernel(key, shape, dtype, scale, column_axis), out_sharding)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+@_sampling.scaled_jit(static=(1, 2, 4, 5))
 def _delta_orthogonal(key, shape, dtype, scale, column_axis, out_sharding=None):
     # one program: the matrix and its placement at the spatial centre fuse
     center = tuple((k - 1) // 2 for k in shape[:-2])
@@ -62,11 +67,14 @@ class Orthogonal(Initializer):
     dtype: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "scale", _checks.check_real(self.scale, "scale"))
+        object.__setattr__(self, "scale", _checks.check_scalar(self.scale, "scale"))
         object.__setattr__(self, "column_axis", _checks.check_axes(self.column_axis, "column_axis"))
         if not isinstance(self.column_axis, int):
             raise TypeError(f"column_axis must be one int, got {self.column_axis!r}")
         _canonical_dtype(self)
+
+    def _complex_ok(self) -> bool:
+        return True  # as jax's: a unitary kernel
 
     def _draw(self, key, shape, dtype, out_sharding):
         if len(shape) < 2:
@@ -82,9 +90,10 @@ def orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike | Non
     The kernel, flattened to a ``(rows, cols)`` matrix with ``cols = shape[column_axis]``,
     has orthonormal columns if ``rows >= cols``, else orthonormal rows: the QR factor of
     a standard-normal matrix with the signs of R's diagonal folded in (Haar-distributed).
+    A complex dtype gives a unitary kernel (QR of a complex normal matrix), as jax's does.
 
     Args:
-      scale: the factor (the kernel's singular values).
+      scale: the factor (the kernel's singular values): a real number or a 0-d array.
       column_axis: the axis that indexes the columns.
       dtype: the default dtype of the weights.
 
@@ -95,6 +104,9 @@ def orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike | Non
       >>> import jax, jax.numpy as jnp, flaxinit
       >>> w = flaxinit.orthogonal()(jax.random.key(0), (6, 4))
       >>> bool(jnp.allclose(w.T @ w, jnp.eye(4), atol=1e-5))
+      True
+      >>> u = flaxinit.orthogonal()(jax.random.key(0), (6, 4), jnp.complex64)
+      >>> bool(jnp.allclose(u.conj().T @ u, jnp.eye(4), atol=1e-5))
       True
     """
     return Orthogonal(scale, column_axis, dtype)
@@ -119,10 +131,10 @@ def delta_orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: DTypeLike
 
     As ``jax.nn.initializers.delta_orthogonal`` (Xiao et al., 2018): the conv then starts as
     an orthogonal map of the channels at every position. The centre is ``(k - 1) // 2``
-    along each spatial axis; ``in <= out`` channels.
+    along each spatial axis; ``in <= out`` channels. A complex dtype gives a unitary matrix.
 
     Args:
-      scale: the factor on the orthogonal matrix.
+      scale: the factor on the orthogonal matrix: a real number or a 0-d array.
       column_axis: the axis of the ``(in, out)`` matrix that indexes its columns.
       dtype: the default dtype of the weights.
 

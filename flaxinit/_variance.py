@@ -5,7 +5,8 @@ with ``n`` the fan ``mode`` names; the aliases are two-line calls of it, as in
 ``jax.nn.initializers``. For float32 and float64 a given key gives jax's values up to one
 rounding of the scale (jax computes the scale in the weights' dtype, flaxinit in float64
 once); narrow dtypes are drawn in float32 and rounded once, where jax draws in the narrow
-type itself.
+type itself. Complex64 and complex128 weights are jax's complex draws, by jax's own
+arithmetic in the complex dtype (the same bits as jax's jitted initializer).
 """
 
 from __future__ import annotations
@@ -40,8 +41,17 @@ def variance_scaling(scale: float, mode: Mode, distribution: Distribution, **opt
     is ``scale / n`` in every case. With ``scale = gain(activation)**2`` and ``"fan_in"``,
     the pre-activations of a layer fed unit-second-moment activations keep unit variance.
 
+    Complex dtypes (complex64, complex128) are accepted, with jax's complex draws and
+    values: ``"normal"`` is ``jax.random.normal``'s complex normal (independent real and
+    imaginary parts), ``"uniform"`` is uniform on a disk, ``"truncated_normal"`` a complex
+    normal with its modulus truncated at 2, each scaled so that ``E|w|^2 = scale / n``
+    (for ``"truncated_normal"``, jax divides by the constant 0.9531..., whereas the
+    truncated draw's root mean square is 0.9620, so ``E|w|^2`` is 1.019 ``scale / n``;
+    flaxinit keeps jax's values).
+
     Args:
-      scale: the variance scale, > 0.
+      scale: the variance scale, > 0: a real number or a 0-d array (a traced one, inside
+        ``jit``, is used in at least float32 arithmetic and is not checked for sign).
       mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
       distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
       **options: the :class:`flaxinit.FanOptions` (jax's ``in_axis``, ``out_axis``,
@@ -51,9 +61,11 @@ def variance_scaling(scale: float, mode: Mode, distribution: Distribution, **opt
       A :class:`flaxinit.FanScheme`.
 
     Examples:
-      >>> import flaxinit
+      >>> import jax, jax.numpy as jnp, flaxinit
       >>> flaxinit.variance_scaling(2.0, "fan_in", "normal").stddev((8, 3))
       0.5
+      >>> flaxinit.he_uniform()(jax.random.key(0), (8, 3), jnp.complex64).dtype
+      dtype('complex64')
     """
     _checks.check_choice(distribution, "distribution", _DISTRIBUTIONS)
     params = {"scale": scale, "mode": mode, "distribution": distribution}
