@@ -61,8 +61,10 @@ def flat_paths(tree: Any) -> list[tuple[str, jax.Array]]:
     """``[(path, leaf)]`` with ``/``-joined paths (nnx Variables and linen boxes unwrapped)."""
     out = []
     for keys, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        # nnx Variables and nn.Partitioned keep the array in the attribute .value (a module or
+        # dict entry named "value", attention's value projection, is a name like any other)
+        keys = [k for k in keys if not (isinstance(k, jax.tree_util.GetAttrKey) and k.name == "value")]
         names = [getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in keys]
-        names = [n for n in names if n != "value"]  # nnx Variables and nn.Partitioned keep the array in .value
         out.append(("/".join(str(n) for n in names), leaf))
     return out
 

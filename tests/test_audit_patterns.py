@@ -253,6 +253,12 @@ def test_partitioned_parameters_are_reported_unboxed(audits):
     assert paths == ["l1/bias", "l1/kernel", "l2/bias", "l2/kernel"]
 
 
+def test_attention_parameters_keep_their_projection_names(audits):
+    # the value projection is a module named "value", not an nnx Variable's .value
+    paths = {p.path for p in audits["linen-tokens-attention"].params}
+    assert {f"MultiHeadDotProductAttention_0/{n}/kernel" for n in ("query", "key", "value", "out")} <= paths
+
+
 def test_correlation_map_sees_inside_stacks():
     r = mc.correlation_map(LinenScanned(), (8, 8), 0.5, 64, key=0)
     paths = [p for p, _, _ in r.layers]
