@@ -70,6 +70,7 @@ _LAZY = {
     "proxy_init": "flaxinit._net2net",
     "weight_selection": "flaxinit._net2net",
     "blocks": "flaxinit.blocks",
+    "mup": "flaxinit.mup",
     "prng": "flaxinit.prng",
     "tooling": "flaxinit.tooling",
 }
@@ -120,6 +121,7 @@ __all__ = [
     "letkeman_standard",
     "lsuv",
     "magnitude",
+    "mup",
     "net2wider",
     "normal",
     "ones",

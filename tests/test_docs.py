@@ -24,7 +24,7 @@ def directives(page: str) -> set[str]:
 
 def test_every_flaxinit_symbol_is_in_the_reference():
     documented = directives("flaxinit.md")
-    modules = directives("magnitude.md") | directives("blocks.md")
+    modules = directives("magnitude.md") | directives("blocks.md") | directives("mup.md")
     missing = [
         name
         for name in flaxinit.__all__
@@ -32,7 +32,7 @@ def test_every_flaxinit_symbol_is_in_the_reference():
     ]
     assert not missing, f"add ::: flaxinit.NAME entries to docs/api/flaxinit.md for {missing}"
     assert "flaxinit.magnitude" in modules
-    assert {"flaxinit.blocks.linen", "flaxinit.blocks.nnx"} <= modules
+    assert {"flaxinit.blocks.linen", "flaxinit.blocks.nnx", "flaxinit.mup"} <= modules
 
 
 def test_every_mc_symbol_is_in_the_reference():

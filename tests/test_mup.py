@@ -1,0 +1,347 @@
+"""flaxinit.mup against SPEC §10: roles and multipliers, init, optimizers, attention, readout, depth.
+
+The expected multipliers are derived here in NumPy from the parameters' shapes and the
+layouts Flax documents for its layers (which axes feed the fan-in and which the fan-out),
+independently of flaxinit's code. The Table 3 / Table 8 equivalence is exact in real
+arithmetic (the two forms differ only by where a factor sits), so it is checked in float64,
+where 5 steps of either optimizer agree to ~1e-12 relative; float32 would only add
+rounding, which Adam's entrywise normalization amplifies on near-zero gradients. The
+sampling checks use 4.5 standard errors (a fixed-key test a correct implementation fails
+with probability below 1e-5).
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+from mup_models import (
+    BASE,
+    IN,
+    OUT,
+    LinenCNN,
+    LinenMLP,
+    LinenTransformer,
+    NnxCNN,
+    NnxMLP,
+    NnxTransformer,
+    inputs,
+)
+
+from flaxinit import mup
+
+TARGET = 4 * BASE
+Z = 4.5
+
+
+def _linen_shapes(cls, width):
+    return jax.eval_shape(cls(width).init, jax.random.key(0), inputs(_family(cls)))
+
+
+def _nnx_shapes(cls, width):
+    return jax.eval_shape(lambda: nnx.state(cls(width, nnx.Rngs(0)), nnx.Param))
+
+
+def _family(cls):
+    return {"MLP": "mlp", "CNN": "cnn", "Transformer": "transformer"}[
+        cls.__name__.replace("Linen", "").replace("Nnx", "")
+    ]
+
+
+def _flat(tree):
+    out = {}
+    for keys, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        keys = [k for k in keys if not (isinstance(k, jax.tree_util.GetAttrKey) and k.name == "value")]
+        names = [str(getattr(k, "key", getattr(k, "name", k))) for k in keys]
+        names = names[1:] if names and names[0] == "params" else names
+        out["/".join(names)] = leaf
+    return out
+
+
+# --- the NumPy derivation -------------------------------------------------------------------------
+
+
+def _layout(path, ndim):
+    """(fan-in axes, fan-out axes) as Flax lays its parameters out."""
+    name, parent = path.split("/")[-1], path.split("/")[-2]
+    if ndim == 1 or name == "bias":
+        return [], list(range(ndim))  # biases, norm scales: fan-in 1
+    if parent in ("query", "key", "value"):
+        return [0], [1, 2]  # (features, heads, head_dim)
+    if parent == "out" and ndim == 3:
+        return [0, 1], [2]  # (heads, head_dim, features)
+    return list(range(ndim - 1)), [ndim - 1]  # (..., in, out), Embed (vocab, features)
+
+
+def _expected(path, base, target):
+    ins, outs = _layout(path, len(target))
+    m_in = float(np.prod([target[a] / base[a] for a in ins]))
+    m_out = float(np.prod([target[a] / base[a] for a in outs]))
+    role = {(False, True): "input", (True, True): "hidden", (True, False): "output"}.get(
+        (m_in != 1, m_out != 1), "finite"
+    )
+    adam = {"input": 1, "hidden": 1 / m_in, "output": 1 / m_in, "finite": 1}[role]
+    sgd = {"input": m_out, "hidden": m_out / m_in, "output": 1 / m_in, "finite": 1}[role]
+    init = 1 / math.sqrt(m_in) if role == "output" else 1.0
+    if path.endswith("readout_kernel"):  # Table 8's form
+        adam, sgd, init = 1.0, m_in, 1.0
+    return role, m_in, m_out, adam, sgd, init
+
+
+FAMILIES = [(LinenMLP, "linen"), (LinenCNN, "linen"), (LinenTransformer, "linen"),
+            (NnxMLP, "nnx"), (NnxCNN, "nnx"), (NnxTransformer, "nnx")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cls", "api"), FAMILIES, ids=lambda x: getattr(x, "__name__", x))
+def test_every_multiplier_of_section_10_against_a_numpy_derivation(cls, api):
+    shapes_of = _linen_shapes if api == "linen" else _nnx_shapes
+    base, target = shapes_of(cls, BASE), shapes_of(cls, TARGET)
+    shapes = mup.infshapes(base, target)
+    adam, sgd = _flat(mup.lr_multipliers(shapes, "adam")), _flat(mup.lr_multipliers(shapes, "sgd"))
+    infs = {s.path: s for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, mup.InfShape))}
+    flat_base, flat_target = _flat(base), _flat(target)
+    assert set(infs) == set(flat_target) == set(adam)
+    roles = set()
+    for path in flat_target:
+        role, m_in, m_out, lr_adam, lr_sgd, _ = _expected(path, flat_base[path].shape, flat_target[path].shape)
+        s = infs[path]
+        assert (s.role, s.fan_in_mult, s.fan_out_mult) == (role, pytest.approx(m_in), pytest.approx(m_out)), path
+        assert adam[path] == pytest.approx(lr_adam) and sgd[path] == pytest.approx(lr_sgd), path
+        roles.add(role)
+    assert {"input", "hidden", "output" if "Transformer" not in cls.__name__ else "input", "finite"} <= roles
+
+
+def test_the_transformers_attention_and_tied_embedding_roles():
+    shapes = mup.infshapes(_linen_shapes(LinenTransformer, BASE), _linen_shapes(LinenTransformer, TARGET))
+    attention = shapes["MultiHeadDotProductAttention_0"]
+    assert attention["query"]["kernel"].role == "hidden" and attention["query"]["kernel"].fan_in_mult == 4
+    assert attention["out"]["kernel"].fan_in_mult == 4 and attention["query"]["bias"].role == "input"
+    assert shapes["Embed_0"]["embedding"].role == "input" and shapes["Readout_0"]["bias"].role == "finite"
+
+
+@pytest.mark.parametrize(("cls", "api"), FAMILIES, ids=lambda x: getattr(x, "__name__", x))
+def test_at_the_base_shapes_everything_is_the_identity(cls, api):
+    if api == "linen":
+        params = cls(BASE).init(jax.random.key(1), inputs(_family(cls)))
+    else:
+        params = nnx.state(cls(BASE, nnx.Rngs(1)), nnx.Param)
+    shapes = mup.infshapes(params, params)
+    assert set(jax.tree.leaves(mup.lr_multipliers(shapes, "adam"))) == {1.0}
+    assert set(jax.tree.leaves(mup.lr_multipliers(shapes, "sgd"))) == {1.0}
+    out = mup.rescale(params, shapes)
+    assert type(out) is type(params)
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(params), strict=True))
+
+
+def test_rescale_gives_the_stds_of_section_10_within_sampling_error():
+    # the MLP at width 4 * 256 against base 256: lecun normal draws (std 1/sqrt(fan_in)) rescaled;
+    # the output kernel's std is 1/sqrt(fan_in) / sqrt(m_in) = 1/sqrt(1024) / 2
+    base, width = 256, 1024
+    params = LinenMLP(width).init(jax.random.key(2), jnp.ones((1, IN)))
+    shapes = mup.infshapes(_linen_shapes(LinenMLP, base), params)
+    new = mup.rescale(params, shapes)["params"]
+    for name, std in [("Dense_0", 1 / math.sqrt(IN)), ("Dense_1", 1 / math.sqrt(width)),
+                      ("Dense_2", 1 / math.sqrt(width) / 2)]:  # fmt: skip
+        w = np.asarray(new[name]["kernel"], np.float64)
+        # lecun_normal draws a truncated normal scaled to std exactly; the SE of a mean square of
+        # n draws is std^2 sqrt(Var(z^2) / n), Var(z^2) <= 2 for the truncated unit normal
+        se = std**2 * math.sqrt(2 / w.size)
+        assert abs(np.mean(w**2) - std**2) < Z * se, name
+    fixed = mup.rescale(params, shapes, draws="fixed")["params"]
+    assert np.allclose(fixed["Dense_1"]["kernel"], params["params"]["Dense_1"]["kernel"] / 2)
+    assert np.allclose(fixed["Dense_2"]["kernel"], params["params"]["Dense_2"]["kernel"] / 4)
+    zero = mup.rescale(params, shapes, zero_output=True)["params"]
+    assert not np.any(zero["Dense_2"]["kernel"]) and np.array_equal(zero["Dense_1"]["kernel"], new["Dense_1"]["kernel"])
+
+
+class TanhMLP(nn.Module):
+    """Two tanh layers and a readout: a Dense (Table 3's form) or a mup.Readout (Table 8's)."""
+
+    width: int
+    table8: bool = False
+
+    @nn.compact
+    def __call__(self, x):
+        for i in range(2):
+            x = nn.tanh(nn.Dense(self.width, name=f"Dense_{i}")(x))
+        head = mup.Readout(OUT, base_width=BASE, name="Dense_2") if self.table8 else nn.Dense(OUT, name="Dense_2")
+        return head(x)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_table_3_and_the_readout_table_8_train_the_same_function(optimizer):
+    with jax.enable_x64(True):
+        x = jax.random.normal(jax.random.key(3), (16, IN), jnp.float64)
+        y = jax.random.normal(jax.random.key(4), (16, OUT), jnp.float64)
+        p3 = TanhMLP(TARGET).init(jax.random.key(5), x)
+        s3 = mup.infshapes(jax.eval_shape(TanhMLP(BASE).init, jax.random.key(0), x), p3)
+        p3 = mup.rescale(p3, s3)
+        m_in = TARGET / BASE
+        head = p3["params"]["Dense_2"]
+        p8 = {"params": {**p3["params"], "Dense_2": {mup.READOUT_KERNEL: head["kernel"] * m_in, "bias": head["bias"]}}}
+        s8 = mup.infshapes(jax.eval_shape(TanhMLP(BASE, table8=True).init, jax.random.key(0), x), p8)
+
+        def make(shapes):
+            if optimizer == "adam":
+                return mup.adamw(1e-2, shapes=shapes, eps=1e-300, weight_decay=0.0)
+            return mup.sgd(0.05, shapes=shapes, momentum=0.9)
+
+        outs = []
+        for model, params, shapes in ((TanhMLP(TARGET), p3, s3), (TanhMLP(TARGET, table8=True), p8, s8)):
+            tx = make(shapes)
+            state = tx.init(params)
+            loss = lambda p, model=model: jnp.mean((model.apply(p, x) - y) ** 2)  # noqa: E731
+            for _ in range(5):
+                updates, state = tx.update(jax.grad(loss)(params), state, params)
+                params = optax.apply_updates(params, updates)
+            outs.append(np.asarray(model.apply(params, x)))
+        assert np.max(np.abs(outs[0] - outs[1])) < 1e-9 * np.max(np.abs(outs[0]))
+        assert np.max(np.abs(outs[0] - np.asarray(TanhMLP(TARGET).apply(p3, x)))) > 1e-3  # it trained
+
+
+def _one_step(tx, params, grads):
+    updates, _ = tx.update(grads, tx.init(params), params)
+    return updates
+
+
+def test_weight_decay_independent_keeps_lr_times_decay_coupled_scales_it():
+    params = LinenMLP(TARGET).init(jax.random.key(6), jnp.ones((1, IN)))
+    shapes = mup.infshapes(_linen_shapes(LinenMLP, BASE), params)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    lr, wd = 0.1, 0.5
+    for name, scaling, expected in [("independent", "independent", lambda mu: lr * wd),
+                                    ("coupled", "coupled", lambda mu: lr * mu * wd)]:  # fmt: skip
+        for opt, make in (("adam", mup.adamw), ("sgd", mup.sgd)):
+            tx = make(lr, shapes=shapes, weight_decay=wd, weight_decay_scaling=scaling)
+            updates = _flat(_one_step(tx, params, zeros))  # zero gradients: the update is the decay alone
+            mu = _flat(mup.lr_multipliers(shapes, opt))
+            for path, p in _flat(params).items():
+                if np.any(p):
+                    np.testing.assert_allclose(
+                        updates[path], -expected(mu[path]) * p, rtol=1e-6, err_msg=(name, opt, path)
+                    )
+
+
+def test_adam_eps_of_hidden_weights_shrinks_with_their_fan_in():
+    # gradients of magnitude eps: each update is lr g / (|g| + eps * mult); hidden: mult = 1/m_in
+    params = LinenMLP(TARGET).init(jax.random.key(7), jnp.ones((1, IN)))
+    shapes = mup.infshapes(_linen_shapes(LinenMLP, BASE), params)
+    eps = 1e-3
+    grads = jax.tree.map(lambda p: jnp.full_like(p, eps), params)
+    for scaling, hidden_mult in ((True, 1 / 4), (False, 1.0)):
+        updates = _flat(_one_step(mup.adamw(1.0, shapes=shapes, eps=eps, eps_scaling=scaling), params, grads))
+        lr = _flat(mup.lr_multipliers(shapes, "adam"))
+        np.testing.assert_allclose(updates["Dense_1/kernel"], -lr["Dense_1/kernel"] / (1 + hidden_mult), rtol=1e-5)
+        np.testing.assert_allclose(updates["Dense_0/kernel"], -lr["Dense_0/kernel"] / 2, rtol=1e-5)
+
+
+def test_scale_updates_multiplies_each_update_by_its_lr_multiplier():
+    params = LinenMLP(TARGET).init(jax.random.key(8), jnp.ones((1, IN)))
+    shapes = mup.infshapes(_linen_shapes(LinenMLP, BASE), params)
+    grads = jax.tree.map(jnp.ones_like, params["params"])  # the inner dict: matched by path
+    updates = _flat(_one_step(optax.chain(optax.sgd(1.0), mup.scale_updates(shapes, "sgd")), params["params"], grads))
+    mult = _flat(mup.lr_multipliers(shapes, "sgd"))
+    for path, u in updates.items():
+        np.testing.assert_allclose(u, -mult[path])
+
+
+def test_a_schedule_is_a_learning_rate():
+    params = LinenMLP(TARGET).init(jax.random.key(9), jnp.ones((1, IN)))
+    shapes = mup.infshapes(_linen_shapes(LinenMLP, BASE), params)
+    tx = mup.sgd(optax.linear_schedule(1.0, 0.0, 10), shapes=shapes)
+    grads = jax.tree.map(jnp.ones_like, params)
+    state = tx.init(params)
+    first, state = tx.update(grads, state, params)
+    second, _ = tx.update(grads, state, params)
+    np.testing.assert_allclose(_flat(second)["Dense_1/kernel"], 0.9 * _flat(first)["Dense_1/kernel"], rtol=1e-6)
+
+
+def test_mup_attention_divides_the_logits_by_head_dim_relative_to_the_base():
+    q, k, v = (jax.random.normal(jax.random.key(i), (2, 5, 4, 32)) for i in range(3))
+    out = mup.dot_product_attention(8)(q, k, v)
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * mup.attention_scale(32, 8)
+    expected = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits, axis=-1), v)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert mup.attention_scale(8, 8) == pytest.approx(1 / math.sqrt(8), rel=1e-15)
+
+
+def test_depth_rules_inside_residual_blocks():
+    params = LinenMLP(TARGET).init(jax.random.key(10), jnp.ones((1, IN)))
+    shapes = mup.infshapes(_linen_shapes(LinenMLP, BASE), params, blocks="Dense_1/*")
+    plain = _flat(mup.lr_multipliers(shapes, "adam"))
+    for alpha in (0.5, 1.0):
+        deep = _flat(mup.lr_multipliers(shapes, "adam", depth=(16, 4, alpha)))
+        for path in plain:
+            factor = 4 ** (alpha - 1) if path.startswith("Dense_1/") else 1.0
+            assert deep[path] == pytest.approx(plain[path] * factor), (alpha, path)
+    assert mup.depth_multiplier(16, 4, 1.0) == 0.25
+
+
+def test_tied_readouts_read_the_embedding_and_nnx_equals_linen():
+    tokens = inputs("transformer")
+    params = LinenTransformer(BASE).init(jax.random.key(11), tokens)
+    assert "Readout_0" in params["params"] and set(params["params"]["Readout_0"]) == {"bias"}
+    model = NnxTransformer(BASE, nnx.Rngs(0))
+    assert model(tokens).shape == (2, 5, 40)
+    readout = mup.nnx.Readout(TARGET, OUT, BASE, rngs=nnx.Rngs(0))
+    x = jnp.ones((3, TARGET))
+    np.testing.assert_allclose(readout(x), (x / 4) @ readout.readout_kernel[...], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda: mup.infshapes({"a": jnp.ones((2, 3))}, {"b": jnp.ones((2, 3))}), ValueError, "same parameters"),
+        (lambda: mup.infshapes({"a": jnp.ones((2, 3))}, {"a": jnp.ones((2, 3, 4))}), ValueError, "'a' has shape"),
+        (lambda: mup.infshapes({"k": {"kernel": jnp.ones((2, 3, 4))}}, {"k": {"kernel": jnp.ones((4, 3, 4))}}),
+         ValueError, "cannot tell the fans of parameter 'k/kernel'.*pass fans="),
+        (lambda: mup.lr_multipliers(mup.infshapes({"a": jnp.ones(2)}, {"a": jnp.ones(2)}), "lion"), ValueError,
+         "optimizer must be one of adam, sgd"),
+        (lambda: mup.lr_multipliers({"a": 1.0}), TypeError, "shapes must be the tree of InfShape"),
+        (lambda: mup.rescale({"a": jnp.ones(2)}, mup.infshapes({"a": jnp.ones(2)}, {"a": jnp.ones(2)}), draws="x"),
+         ValueError, "draws must be one of"),
+        (lambda: mup.depth_multiplier(0, 4, 1.0), ValueError, "depth's layers must be a positive int"),
+        (lambda: mup.lr_multipliers(mup.infshapes({"a": jnp.ones(2)}, {"a": jnp.ones(4)}, blocks="*"), "sgd",
+                                    depth=(8, 4, 1.0)), ValueError, "stated for Adam"),
+    ],
+)  # fmt: skip
+def test_bad_input_names_the_parameter_or_argument(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_fans_override_tells_a_kernel_flax_layouts_do_not():
+    base = {"qkv": {"kernel": jnp.ones((8, 3, 2, 4))}}
+    target = {"qkv": {"kernel": jnp.ones((32, 3, 2, 16))}}
+    s = mup.infshapes(base, target, fans={"qkv/*": {"einsum": "btd,dcnh->btcnh"}})
+    k = s["qkv"]["kernel"]
+    assert (k.role, k.fan_in_mult, k.fan_out_mult) == ("hidden", 4.0, 4.0)
+
+
+def test_import_flaxinit_does_not_load_mup():
+    import subprocess
+    import sys
+
+    code = "import sys, flaxinit; print('flaxinit.mup' in sys.modules, 'optax' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == [
+        "False",
+        "False",
+    ]
+
+
+def test_the_guides_walk_throughs_run():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parent.parent / "docs" / "mup.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    scope = {}
+    exec(compile(blocks[0].replace("MLP(4096)", "MLP(512)"), "docs/mup.md (linen)", "exec"), scope)
+    assert scope["shapes"]["Dense_2"]["kernel"].role == "output"
+    exec(compile(blocks[1].replace("Transformer(2048", "Transformer(512"), "docs/mup.md (nnx)", "exec"), scope)
+    assert scope["model"](jnp.zeros((2, 5), jnp.int32)).shape == (2, 5, 256)
