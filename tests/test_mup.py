@@ -345,3 +345,31 @@ def test_the_guides_walk_throughs_run():
     assert scope["shapes"]["Dense_2"]["kernel"].role == "output"
     exec(compile(blocks[1].replace("Transformer(2048", "Transformer(512"), "docs/mup.md (nnx)", "exec"), scope)
     assert scope["model"](jnp.zeros((2, 5), jnp.int32)).shape == (2, 5, 256)
+
+
+@pytest.mark.parametrize("name", ["FixupBlock", "SkipInitBlock", "ReZeroBlock"])
+@pytest.mark.parametrize("api", ["linen", "nnx"])
+def test_residual_blocks_take_the_depth_multiplier(name, api):
+    # x + m f(x): with every parameter moved off its (identity) init, the branch of the block
+    # built with m = 1/4 is a quarter of the same block's with m = 1. Each output rounds once
+    # in float32 (|x + b| <= 4 here, ulp 5e-7): atol 1e-5 with a margin.
+    from flaxinit.blocks import linen as L
+    from flaxinit.blocks import nnx as N
+
+    x = jax.random.normal(jax.random.key(12), (4, 8))
+    m = mup.depth_multiplier(16, 4, 1.0)
+    extra = {"num_branches": 4} if name == "FixupBlock" else {}
+    shift = lambda tree: jax.tree.map(lambda p: p + 0.1, tree)  # noqa: E731
+    if api == "linen":
+        block = getattr(L, name)
+        params = shift(block(8, **extra).init(jax.random.key(0), x))
+        y1, ym = (block(8, **extra, branch_multiplier=b).apply(params, x) for b in (1.0, m))
+    else:
+        outs = []
+        for b in (1.0, m):
+            module = getattr(N, name)(8, **extra, branch_multiplier=b, rngs=nnx.Rngs(0))
+            nnx.update(module, shift(nnx.state(module, nnx.Param)))
+            outs.append(module(x))
+        y1, ym = outs
+    assert np.max(np.abs(y1 - x)) > 0.1
+    np.testing.assert_allclose(ym - x, m * (y1 - x), atol=1e-5)

@@ -45,6 +45,16 @@ def check_alpha(alpha_init: Any) -> float:
     return _checks.check_real(alpha_init, "alpha_init")
 
 
+def check_branch_multiplier(branch_multiplier: Any) -> float:
+    return _checks.check_real(branch_multiplier, "branch_multiplier")
+
+
+def residual(x: jax.Array, branch: jax.Array, branch_multiplier: float) -> jax.Array:
+    """``x + branch_multiplier * branch`` (depth-muP / CompleteP: ``flaxinit.mup.depth_multiplier``);
+    a multiplier of 1 adds the branch as it is."""
+    return x + branch if branch_multiplier == 1.0 else x + branch_multiplier * branch
+
+
 def check_network(num_blocks: Any, num_outputs: Any) -> tuple[int, int]:
     return check_int(num_blocks, "num_blocks"), check_int(num_outputs, "num_outputs")
 

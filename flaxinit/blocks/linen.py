@@ -73,6 +73,8 @@ class FixupBlock(nn.Module):
       branch_depth: ``m`` >= 2, the number of dense layers in the branch.
       hidden_features: width of the inner layers (default ``features``).
       activation: the element-wise activation (default ReLU, which He init assumes).
+      branch_multiplier: a constant multiplying the residual branch (default 1; with
+        depth-muP/CompleteP, ``flaxinit.mup.depth_multiplier(num_blocks, base_blocks, alpha)``).
     """
 
     features: int
@@ -80,10 +82,12 @@ class FixupBlock(nn.Module):
     branch_depth: int = 2
     hidden_features: int | None = None
     activation: Activation = jax.nn.relu
+    branch_multiplier: float = 1.0
 
     def __post_init__(self) -> None:
         _common.check_mlp_block(self.features, self.hidden_features)
         _common.check_fixup_block(self.num_branches, self.branch_depth)
+        _common.check_branch_multiplier(self.branch_multiplier)
         super().__post_init__()
 
     @nn.compact
@@ -99,7 +103,8 @@ class FixupBlock(nn.Module):
         bias_act = self.param("bias_act", zeros(), (m - 1,))
         scale = self.param("scale", ones(), ())
         bias_out = self.param("bias_out", zeros(), ())
-        return x + _common.fixup_branch(x, linears, bias_in, bias_act, scale, bias_out, self.activation)
+        branch = _common.fixup_branch(x, linears, bias_in, bias_act, scale, bias_out, self.activation)
+        return _common.residual(x, branch, self.branch_multiplier)
 
 
 class FixupResNet(nn.Module):
@@ -155,6 +160,8 @@ class SkipInitBlock(nn.Module):
       alpha_init: the initial ``alpha`` (a finite real; default 0).
       activation: the element-wise activation (default ReLU).
       kernel_init: the branch layers' kernel init (default He normal); biases start at 0.
+      branch_multiplier: a constant multiplying the residual branch (default 1; with
+        depth-muP/CompleteP, ``flaxinit.mup.depth_multiplier(num_blocks, base_blocks, alpha)``).
     """
 
     features: int
@@ -162,10 +169,12 @@ class SkipInitBlock(nn.Module):
     alpha_init: float = 0.0
     activation: Activation = jax.nn.relu
     kernel_init: KernelInit = HE_NORMAL
+    branch_multiplier: float = 1.0
 
     def __post_init__(self) -> None:
         _common.check_mlp_block(self.features, self.hidden_features)
         _common.check_alpha(self.alpha_init)
+        _common.check_branch_multiplier(self.branch_multiplier)
         super().__post_init__()
 
     @nn.compact
@@ -175,7 +184,8 @@ class SkipInitBlock(nn.Module):
         first = nn.Dense(hidden, kernel_init=self.kernel_init, bias_init=zeros(), name="dense_0")
         second = nn.Dense(self.features, kernel_init=self.kernel_init, bias_init=zeros(), name="dense_1")
         alpha = self.param("alpha", constant(self.alpha_init), ())
-        return x + alpha * _common.two_layer_branch(x, first, second, self.activation)
+        return _common.residual(x, alpha * _common.two_layer_branch(x, first, second, self.activation),
+                                self.branch_multiplier)  # fmt: skip
 
 
 class ReZeroBlock(nn.Module):
@@ -188,14 +198,18 @@ class ReZeroBlock(nn.Module):
       features: the input and output width.
       activation: the element-wise activation (default ReLU).
       kernel_init: the dense layer's kernel init (default He normal); its bias starts at 0.
+      branch_multiplier: a constant multiplying the residual branch (default 1; with
+        depth-muP/CompleteP, ``flaxinit.mup.depth_multiplier(num_blocks, base_blocks, alpha)``).
     """
 
     features: int
     activation: Activation = jax.nn.relu
     kernel_init: KernelInit = HE_NORMAL
+    branch_multiplier: float = 1.0
 
     def __post_init__(self) -> None:
         _common.check_mlp_block(self.features, None)
+        _common.check_branch_multiplier(self.branch_multiplier)
         super().__post_init__()
 
     @nn.compact
@@ -203,7 +217,7 @@ class ReZeroBlock(nn.Module):
         _common.check_width(x, self.features, "ReZeroBlock")
         dense = nn.Dense(self.features, kernel_init=self.kernel_init, bias_init=zeros(), name="dense_0")
         alpha = self.param("alpha", zeros(), ())
-        return x + alpha * self.activation(dense(x))
+        return _common.residual(x, alpha * self.activation(dense(x)), self.branch_multiplier)
 
 
 def _stem_and_head(module: nn.Module, x: jax.Array, block: nn.Module) -> jax.Array:

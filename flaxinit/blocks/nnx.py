@@ -86,6 +86,8 @@ class FixupBlock(nnx.Module):
       branch_depth: ``m`` >= 2, the number of dense layers in the branch.
       hidden_features: width of the inner layers (default ``features``).
       activation: the element-wise activation (default ReLU).
+      branch_multiplier: a constant multiplying the residual branch (default 1; see
+        :func:`flaxinit.mup.depth_multiplier`).
       rngs: the random streams (``params`` is used).
     """
 
@@ -97,8 +99,10 @@ class FixupBlock(nnx.Module):
         hidden_features: int | None = None,
         activation: Activation = jax.nn.relu,
         *,
+        branch_multiplier: float = 1.0,
         rngs: nnx.Rngs,
     ) -> None:
+        self.branch_multiplier = _common.check_branch_multiplier(branch_multiplier)
         self.features, hidden = _common.check_mlp_block(features, hidden_features)
         _, m = _common.check_fixup_block(num_branches, branch_depth)
         self.branch_depth = m
@@ -119,7 +123,7 @@ class FixupBlock(nnx.Module):
         branch = _common.fixup_branch(
             x, linears, self.bias_in[...], self.bias_act[...], self.scale[...], self.bias_out[...], self.activation
         )
-        return x + branch
+        return _common.residual(x, branch, self.branch_multiplier)
 
 
 class FixupResNet(nnx.Module):
@@ -182,6 +186,8 @@ class SkipInitBlock(nnx.Module):
       alpha_init: the initial ``alpha`` (default 0; else small, below ``1/sqrt(num_blocks)``).
       activation: the element-wise activation (default ReLU).
       kernel_init: the branch layers' kernel init (default He normal); biases start at 0.
+      branch_multiplier: a constant multiplying the residual branch (default 1; see
+        :func:`flaxinit.mup.depth_multiplier`).
       rngs: the random streams.
     """
 
@@ -193,8 +199,10 @@ class SkipInitBlock(nnx.Module):
         activation: Activation = jax.nn.relu,
         kernel_init: KernelInit = HE_NORMAL,
         *,
+        branch_multiplier: float = 1.0,
         rngs: nnx.Rngs,
     ) -> None:
+        self.branch_multiplier = _common.check_branch_multiplier(branch_multiplier)
         self.features, hidden = _common.check_mlp_block(features, hidden_features)
         alpha_init = _common.check_alpha(alpha_init)
         self.activation = activation
@@ -204,7 +212,8 @@ class SkipInitBlock(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         _common.check_width(x, self.features, "SkipInitBlock")
-        return x + self.alpha[...] * _common.two_layer_branch(x, self.dense_0, self.dense_1, self.activation)
+        branch = self.alpha[...] * _common.two_layer_branch(x, self.dense_0, self.dense_1, self.activation)
+        return _common.residual(x, branch, self.branch_multiplier)
 
 
 class ReZeroBlock(nnx.Module):
@@ -216,6 +225,8 @@ class ReZeroBlock(nnx.Module):
       features: the input and output width.
       activation: the element-wise activation (default ReLU).
       kernel_init: the dense layer's kernel init (default He normal); its bias starts at 0.
+      branch_multiplier: a constant multiplying the residual branch (default 1; see
+        :func:`flaxinit.mup.depth_multiplier`).
       rngs: the random streams.
     """
 
@@ -225,8 +236,10 @@ class ReZeroBlock(nnx.Module):
         activation: Activation = jax.nn.relu,
         kernel_init: KernelInit = HE_NORMAL,
         *,
+        branch_multiplier: float = 1.0,
         rngs: nnx.Rngs,
     ) -> None:
+        self.branch_multiplier = _common.check_branch_multiplier(branch_multiplier)
         self.features = _common.check_mlp_block(features, None)[0]
         self.activation = activation
         self.dense_0 = _linear(self.features, self.features, kernel_init, rngs)
@@ -234,7 +247,7 @@ class ReZeroBlock(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         _common.check_width(x, self.features, "ReZeroBlock")
-        return x + self.alpha[...] * self.activation(self.dense_0(x))
+        return _common.residual(x, self.alpha[...] * self.activation(self.dense_0(x)), self.branch_multiplier)
 
 
 class _StemAndHead(nnx.Module):
