@@ -177,6 +177,7 @@ def _agree_within_se(a, b, fields=("mean_abs", "rms", "grad_rms")):
         assert abs(va - vb) <= Z * se, (a.path, b.path, f, va, vb, se)
 
 
+@pytest.mark.slow  # 4 audits of 512 iterations: CI's second tier (the exact equality below stays in the first)
 @pytest.mark.parametrize("api", ["linen", "nnx"])
 def test_a_scanned_stack_and_the_same_stack_unrolled_give_the_same_per_layer_statistics(api):
     # independent draws (the scan splits its keys per layer, the unrolled model per name):

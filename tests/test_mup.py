@@ -373,3 +373,33 @@ def test_residual_blocks_take_the_depth_multiplier(name, api):
         y1, ym = outs
     assert np.max(np.abs(y1 - x)) > 0.1
     np.testing.assert_allclose(ym - x, m * (y1 - x), atol=1e-5)
+
+
+def test_partitioned_boxes_and_a_delta_model():
+    # linen's logically partitioned kernels are read through their boxes, and rescale keeps them;
+    # with a delta model, an axis that differs between base and target but not between base and
+    # delta (the input size here) is finite
+    class Boxed(nn.Module):
+        width: int
+
+        @nn.compact
+        def __call__(self, x):
+            init = nn.with_logical_partitioning(nn.initializers.lecun_normal(), ("embed", "mlp"))
+            x = nn.Dense(self.width, kernel_init=init)(x)
+            return nn.Dense(
+                OUT, kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), ("mlp", None))
+            )(x)
+
+    def abstract(width, features):
+        return jax.eval_shape(Boxed(width).init, jax.random.key(0), jnp.ones((1, features)))
+
+    params = Boxed(TARGET).init(jax.random.key(1), jnp.ones((1, 2 * IN)))
+    shapes = mup.infshapes(abstract(BASE, IN), params, abstract(2 * BASE, IN))
+    first = shapes["Dense_0"]["kernel"]
+    assert (first.role, first.fan_in_mult, first.fan_out_mult, first.infinite) == ("input", 1.0, 4.0, (False, True))
+    assert shapes["Dense_1"]["kernel"].role == "output"
+    out = mup.rescale(params, shapes)
+    assert isinstance(out["params"]["Dense_1"]["kernel"], nn.Partitioned)
+    np.testing.assert_allclose(
+        out["params"]["Dense_1"]["kernel"].value, params["params"]["Dense_1"]["kernel"].value / 2
+    )
