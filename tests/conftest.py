@@ -11,6 +11,9 @@ from contextlib import contextmanager
 import jax
 import pytest
 
+# run by hand beside torch and microsoft/mup (the project does not depend on torch): not a test module
+collect_ignore = ["mup_against_microsoft.py"]
+
 # python -m mc keeps compiled kernels in ~/.cache by default; the tests leave it alone (one
 # test turns the cache on in a directory of its own)
 os.environ.setdefault("FLAXINIT_COMPILATION_CACHE", "none")
