@@ -4,20 +4,18 @@ Each Monte Carlo iteration is one independent initialization of the model (its o
 run forward on the inputs and backward from a fixed output cotangent. The layers are the
 model's submodules, each named by its path and listed in the order their calls return
 (a submodule before the module that contains it; the model itself last, as
-``"(output)"``); a submodule called twice appears twice (``path#2``). Only array outputs
-count (a module returning a tuple is skipped), and only calls made by the model's own
-trace: layers inside a lifted transform (``nn.scan``, ``nnx.scan``) are measured as a
-whole, by the scanned module's output.
+``"(output)"``); a submodule called twice appears twice (``path#2``). Only floating-point
+array outputs count (a module returning a tuple is skipped). Layers inside a layer stack
+(``nn.scan``, ``nn.vmap``, ``nnx.scan``, ``nnx.vmap``) get a row per layer of the stack
+(``ScanBlock_0[3]/Dense_0``), and ``nn.remat``/``nnx.remat`` is seen through.
 
-How outputs and their gradients are captured:
-
-* ``flax.linen``: ``nn.intercept_methods`` wraps every ``__call__`` of the model's
-  submodules; the wrapper records the output and adds a zero *probe* to it, so the
-  gradient with respect to the probe is the gradient with respect to the output.
-* ``flax.nnx`` (a factory ``rngs -> Module``): the model is built inside the traced
-  iteration, and the ``__call__`` of each of its module classes is wrapped for the
-  duration of the trace (special methods are looked up on the type), recording the outputs
-  of the model's own instances, matched by identity, and adding the same probes.
+How outputs and their gradients are captured is :mod:`mc._capture`'s: every submodule
+call's output is recorded with a zero *probe* added, so the gradient with respect to the
+probe is the gradient with respect to the output. This module turns a model into pure
+``init``/``apply`` functions (linen: mutable non-parameter collections, every RNG stream it
+asks for, ``call_kwargs`` and ``method``; nnx: the model rebuilt in the traced iteration
+from its state) and the records into one engine statistic. What is recorded for each
+pattern: ``docs/audit.md``.
 
 A device evaluates a fixed number of initializations at once (vmapped), set by the model's
 memory (:data:`CPU_AUDIT_BYTES`), never by ``chunk_size`` or the device count: the
