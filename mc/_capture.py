@@ -121,20 +121,23 @@ class _Frame:
     def layout(self) -> Layout:
         return Layout(tuple(self.order), self.root, tuple(self.params.items()))
 
-    # the calls: enter before, leave after; the outermost call of the model's own frame is
+    # a call: its path is active while it runs; the outermost call of the model's own frame is
     # the model itself, recorded by the caller as OUTPUT
-    def enter(self, path: str, params: Callable[[], list[tuple[str, Any]]]) -> None:
-        if not self.here():
-            self.active.append(None)
-            return
-        if self.parent is not None and self.root is None:  # a stack's body: its first call is the root
+    def call(
+        self, path: str, params: Callable[[], list[tuple[str, Any]]], run: Callable[[], Any], layer_call: bool = True
+    ) -> Any:
+        """``run()``'s output, recorded under ``path`` if it is a layer's (``params``: the
+        module's parameters, read when it is the root of a stack's body)."""
+        here = self.here()
+        if here and self.parent is not None and self.root is None:  # a stack's body: its first call is the root
             self.root = path
             self.params = {_join(path, p): tuple(leaf.shape) for p, leaf in params()}
-        self.active.append(path)
-
-    def leave(self, path: str, out: Any, *, layer_call: bool = True) -> Any:
-        self.active.pop()
-        if not self.here() or not layer_call:
+        self.active.append(path if here else None)
+        try:
+            out = run()
+        finally:
+            self.active.pop()
+        if not here or not layer_call:
             return out
         if self.parent is None and not self.active and not path:
             return out  # the model's own call
@@ -284,15 +287,12 @@ def linen_apply(model: Any, variables: Any, x: jax.Array, probes: Any, **apply_k
     import flax.linen as nn
 
     def interceptor(next_fun, args, kwargs, context):
-        frame = _frames()[-1]
-        path = "/".join(context.module.path)
-        frame.enter(path, lambda: flat_paths(context.module.variables.get("params", {})))
-        try:
-            out = next_fun(*args, **kwargs)
-        except BaseException:
-            frame.active.pop()
-            raise
-        return frame.leave(path, out, layer_call=context.method_name == "__call__")
+        return _frames()[-1].call(
+            "/".join(context.module.path),
+            lambda: flat_paths(context.module.variables.get("params", {})),
+            lambda: next_fun(*args, **kwargs),
+            layer_call=context.method_name == "__call__",
+        )
 
     with _capture(probes) as top, nn.intercept_methods(interceptor):
         result = model.apply(variables, x, **apply_kwargs)
@@ -313,13 +313,7 @@ def nnx_apply(
         def interceptor(call, module, args, kwargs):
             frame = _frames()[-1]
             path = _nnx_path(frame, module) if frame.here() else ""
-            frame.enter(path, lambda: flat_paths(nnx.state(module, nnx.Param)))
-            try:
-                out = call(*args, **kwargs)
-            except BaseException:
-                frame.active.pop()
-                raise
-            return frame.leave(path, out)
+            return frame.call(path, lambda: flat_paths(nnx.state(module, nnx.Param)), lambda: call(*args, **kwargs))
 
         with tooling.nnx_intercept_calls({type(m) for _, m in top.modules.values()}, interceptor):
             y = (model if method is None else getattr(model, method))(x, **call_kwargs)
