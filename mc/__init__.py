@@ -22,15 +22,19 @@ from mc._audit import (
     correlation_map,
     correlation_task,
 )
+from mc._coord import CoordCheckResult, CoordRow, coord_check, plot_coord_data
 from mc._engine import BLOCK, tree_sum
 from mc._fit import FitResult, fit_normalized, fit_standard
 from mc._models import ReferenceModel, reference_model
 from mc._protocols import Task, depth_task, depth_test, normalized_tasks, normalized_test, standard_tasks, standard_test
 from mc._results import DepthResult, NormalizedResult, StandardResult
+from mc._width_models import WidthModel, width_model
 
 __all__ = [
     "BLOCK",
     "AuditResult",
+    "CoordCheckResult",
+    "CoordRow",
     "CorrelationResult",
     "DepthResult",
     "FitResult",
@@ -40,8 +44,10 @@ __all__ = [
     "ReferenceModel",
     "StandardResult",
     "Task",
+    "WidthModel",
     "audit",
     "audit_task",
+    "coord_check",
     "correlation_map",
     "correlation_task",
     "depth_task",
@@ -52,8 +58,10 @@ __all__ = [
     "normalized_test",
     "philox4x32",
     "philox_key",
+    "plot_coord_data",
     "reference_model",
     "standard_tasks",
     "standard_test",
     "tree_sum",
+    "width_model",
 ]
