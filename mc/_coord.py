@@ -270,11 +270,14 @@ def coord_check(
     steps, seeds = check_int(steps, "steps"), check_int(seeds, "seeds")
     if seeds < 2:
         raise ValueError(f"seeds must be at least 2 (a standard error needs two), got {seeds}")
-    if not callable(model):
-        raise TypeError(f"model must be a function width -> flax Module (or nnx factory), got {model!r:.80}")
-    if not isinstance(loss, str):
-        if not callable(loss):
-            raise TypeError(f"loss must be one of {', '.join(LOSSES)} or a function, got {loss!r}")
+    import flax.linen as nn
+
+    if isinstance(model, nn.Module) or not callable(model):
+        raise TypeError(
+            f"model must be a function width -> flax.linen Module (or nnx factory), got {type(model).__name__}"
+        )
+    if not isinstance(loss, str) and not callable(loss):
+        raise TypeError(f"loss must be one of {', '.join(LOSSES)} or a function, got {loss!r}")
     loss_fn = loss_function(loss)
     key = as_key(key, "philox")
     inputs, targets = jnp.asarray(inputs), jnp.asarray(targets)

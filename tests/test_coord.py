@@ -1,0 +1,164 @@
+"""mc.coord_check against SPEC §10: the recorded scales, their seeds' statistics, the slope, the bits.
+
+The reference computation here is written independently of mc's capture: linen's own
+``capture_intermediates`` for the layer outputs, one seed at a time, with the public
+``flaxinit.mup`` API for the init and the optimizer. At step 1 (init) the two must agree to
+float32 rounding of a mean over a layer's elements (``8 eps`` relative is far above it);
+later steps go through three Adam updates computed by differently batched programs, whose
+gradients differ by float32 rounding, and Adam's ``g / sqrt(v)`` passes a relative rounding
+of the gradient straight into the update: ``1e-4`` relative bounds that at these sizes.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from mup_models import NnxMLP
+
+import mc
+from flaxinit import mup
+from mc._coord import least_squares_slope
+
+X = jax.random.normal(jax.random.key(0), (16, 8))
+Y = jax.random.randint(jax.random.key(1), (16,), 0, 10)
+EPS32 = float(jnp.finfo(jnp.float32).eps)
+
+
+@pytest.fixture(scope="module")
+def mlp_check():
+    return mc.coord_check(mc.width_model("mlp"), [16, 32], X, Y, base_width=16, lr=0.01, steps=3, seeds=3, key=5)
+
+
+def _reference(width, seed, key, base_width=16, steps=3, lr=0.01):
+    """Per step, per layer, the mean |a| of one seed's model, without mc's capture."""
+    model, base = mc.width_model("mlp")(width), mc.width_model("mlp")(base_width)
+    k = jax.random.fold_in(mc.philox_key(key), seed)
+    params = model.init({"params": k}, X)["params"]
+    shapes = mup.infshapes(jax.eval_shape(base.init, k, X), {"params": params})
+    params = mup.rescale(params, shapes)
+    tx = mup.adamw(lr, shapes=shapes)
+    state = tx.init(params)
+    out = []
+    for _ in range(steps):
+
+        def loss(p):
+            y, inter = model.apply({"params": p}, X, capture_intermediates=True, mutable=["intermediates"])
+            return optax.softmax_cross_entropy_with_integer_labels(y, Y).mean(), inter["intermediates"]
+
+        (_, inter), grads = jax.value_and_grad(loss, has_aux=True)(params)
+        means = {name: float(jnp.mean(jnp.abs(v["__call__"][0]))) for name, v in inter.items() if name != "__call__"}
+        means["(output)"] = float(jnp.mean(jnp.abs(inter["__call__"][0])))
+        out.append(means)
+        updates, state = tx.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+    return out
+
+
+def test_rows_are_each_seeds_mean_abs_averaged_with_its_standard_error(mlp_check):
+    r = mlp_check
+    assert r.paths == ("dense_0", "dense_1", "readout", "(output)")
+    assert len(r.rows) == 2 * 3 * 4 and r.widths == (16, 32) and r.seeds == 3
+    for width in r.widths:
+        per_seed = [_reference(width, s, 5) for s in range(3)]
+        for row in (x for x in r.rows if x.width == width):
+            values = np.array([seed[row.step - 1][row.path] for seed in per_seed])
+            rtol = 8 * EPS32 if row.step == 1 else 1e-4
+            assert row.mean_abs == pytest.approx(values.mean(), rel=rtol)
+            assert row.mean_abs_se == pytest.approx(values.std(ddof=1) / math.sqrt(3), rel=rtol * 100, abs=1e-7)
+
+
+def test_a_widths_rows_depend_only_on_the_key_and_seeds_not_on_the_other_widths(mlp_check):
+    other = mc.coord_check(mc.width_model("mlp"), [32, 48], X, Y, base_width=16, lr=0.01, steps=3, seeds=3, key=5)
+    assert [x for x in mlp_check.rows if x.width == 32] == [x for x in other.rows if x.width == 32]
+
+
+def test_mup_is_the_identity_at_the_base_width(mlp_check):
+    sp = mc.coord_check(mc.width_model("mlp", "sp"), [16, 32], X, Y, base_width=16, parametrization="sp", lr=0.01,
+                        steps=3, seeds=3, key=5)  # fmt: skip
+    assert [x for x in mlp_check.rows if x.width == 16] == [x for x in sp.rows if x.width == 16]
+    assert [x for x in mlp_check.rows if x.width == 32] != [x for x in sp.rows if x.width == 32]
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "se", "slope", "slope_se"),
+    [
+        ([0, 1, 2], [1.0, 3.0, 5.0], [0.0, 0.0, 0.0], 2.0, 0.0),
+        ([0, 1, 2, 3], [2.0, 2.0, 2.0, 2.0], [0.5, 0.5, 0.5, 0.5], 0.0, 0.5 / math.sqrt(5.0)),  # s / sqrt(Sxx)
+        ([0, 2], [0.0, 1.0], [0.3, 0.4], 0.5, math.sqrt(0.3**2 + 0.4**2) / 2),  # (y1 - y0) / 2
+    ],
+)
+def test_least_squares_slope_and_its_standard_error(x, y, se, slope, slope_se):
+    got, got_se = least_squares_slope(x, y, se)
+    assert got == pytest.approx(slope, abs=1e-15) and got_se == pytest.approx(slope_se, rel=1e-14, abs=1e-15)
+
+
+def test_slope_is_that_of_log2_mean_abs_against_log2_width(mlp_check):
+    widths, m, se = mlp_check.series("readout", 2)
+    slope, slope_se = mlp_check.slope("readout", 2)
+    assert slope == pytest.approx((math.log2(m[1]) - math.log2(m[0])) / (math.log2(widths[1]) - math.log2(widths[0])))
+    expected_se = math.hypot(se[0] / m[0], se[1] / m[1]) / math.log(2)  # two points: the difference's SE
+    assert slope_se == pytest.approx(expected_se, rel=1e-12)
+    assert {(d["path"], d["step"]) for d in mlp_check.slopes()} == {(p, t) for p in mlp_check.paths for t in (1, 2, 3)}
+    assert mlp_check.to_dict()["rows"][0] == mlp_check.rows[0].to_dict()
+
+
+def test_an_nnx_factory_is_checked_like_a_linen_module():
+    r = mc.coord_check(lambda w: lambda rngs: NnxMLP(w, rngs), [16, 32], jnp.ones((4, 12)), jnp.zeros(4, jnp.int32),
+                       base_width=16, lr=0.01, steps=2, seeds=2)  # fmt: skip
+    assert r.paths == ("l1", "l2", "out", "(output)")
+    assert all(math.isfinite(x.mean_abs) and x.mean_abs > 0 for x in r.rows)
+
+
+class _Stack(nn.Module):
+    width: int
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(self.width)(x)
+        layer = nn.scan(_Residual, variable_axes={"params": 0}, split_rngs={"params": True}, length=3)
+        x, _ = layer(self.width)(x, None)
+        return nn.Dense(10)(x)
+
+
+class _Residual(nn.Module):
+    width: int
+
+    @nn.compact
+    def __call__(self, x, _):
+        return x + nn.relu(nn.Dense(self.width)(x)) / 3, None
+
+
+def test_scanned_stacks_get_a_row_per_layer():
+    r = mc.coord_check(_Stack, [16, 32], X, Y, base_width=16, lr=0.01, steps=2, seeds=2)
+    assert r.paths == tuple(["Dense_0"] + [f"Scan_Residual_0[{i}]/Dense_0" for i in range(3)] + ["Dense_1", "(output)"])
+
+
+def test_the_plot_is_written(tmp_path, mlp_check):
+    mlp_check.plot(tmp_path / "coord.png")
+    mc.plot_coord_data([mlp_check, mlp_check], tmp_path / "two.svg", titles=["a", "b"])
+    assert (tmp_path / "coord.png").stat().st_size > 1000 and (tmp_path / "two.svg").stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"widths": [16]}, ValueError, "widths must hold at least two"),
+        ({"widths": [16, 16]}, ValueError, "widths must hold at least two"),
+        ({"widths": [16, 0]}, ValueError, "widths"),
+        ({"seeds": 1}, ValueError, "seeds must be at least 2"),
+        ({"lr": 0.0}, ValueError, "lr must be positive"),
+        ({"parametrization": "ntk"}, ValueError, "parametrization must be one of"),
+        ({"optimizer": "rmsprop"}, ValueError, "optimizer must be one of"),
+        ({"loss": "hinge"}, ValueError, "loss must be one of"),
+        ({"model": nn.Dense(4)}, TypeError, "model must be a function width"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, error, match):
+    args = {"model": mc.width_model("mlp"), "widths": [16, 32], "lr": 0.01}
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        mc.coord_check(args.pop("model"), args.pop("widths"), X, Y, base_width=16, **args)
