@@ -12,6 +12,7 @@ rows depend only on ``(key, seeds)`` and that width's arguments, not on the othe
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ import numpy as np
 import optax
 
 from flaxinit.tooling import check_int, check_real
-from mc import _capture
+from mc import _audit, _capture
 from mc._protocols import as_key, prng_name
 from mc._training import LOSSES, OPTIMIZERS, PARAMETRIZATIONS, check_choice, check_sizes, loss_function, trainee
 
@@ -107,9 +108,11 @@ class CoordCheckResult:
         error, propagated from the per-width SEs (``se(log2 m) = se(m) / (m ln 2)``).
 
         0 when the layer's scale does not depend on the width (μP's promise); 0.5 when it
-        grows like ``sqrt(width)``."""
+        grows like ``sqrt(width)``; NaN for a layer that is exactly zero at some width."""
         widths, m, se = self.series(path, step)
         m, se = np.asarray(m), np.asarray(se)
+        if not np.all(m > 0):  # a layer that is exactly zero (a zero-initialized readout at t = 1) has no slope
+            return math.nan, math.nan
         return least_squares_slope(np.log2(widths), np.log2(m), se / (m * math.log(2)))
 
     def slopes(self) -> list[dict[str, Any]]:
@@ -136,7 +139,8 @@ class CoordCheckResult:
 def plot_coord_data(
     results: Sequence[CoordCheckResult], path: str | Path, *, titles: Sequence[str] | None = None
 ) -> None:
-    """One row of panels per result (one panel per step), as microsoft/mup's ``plot_coord_data``."""
+    """One row of panels per result (one panel per step, sharing the y axis, so growth shows as
+    a steeper line), as microsoft/mup's ``plot_coord_data``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -145,7 +149,9 @@ def plot_coord_data(
     from flaxinit.tooling import atomic_path
 
     steps = max(r.steps for r in results)
-    fig, axes = plt.subplots(len(results), steps, figsize=(3.2 * steps, 2.8 * len(results)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(results), steps, figsize=(3.2 * steps, 2.8 * len(results)), squeeze=False, sharey="row"
+    )
     for row, result in enumerate(results):
         colors = plt.cm.viridis(np.linspace(0, 1, max(2, len(result.paths))))
         for step in range(1, result.steps + 1):
@@ -166,12 +172,16 @@ def plot_coord_data(
     plt.close(fig)
 
 
-def _width_program(t, layout, inputs, targets, loss_fn, lr: float, steps: int) -> Callable[[jax.Array], Any]:
-    """``keys[seeds] -> (mean_abs[seeds, steps, layers], loss[seeds, steps])``, jitted."""
-    entries = [(template, dims, math.prod(shape)) for template, dims, shape in layout.layers]
-    tx = t.optimizer(lr)
+def _width_program(t, layout, loss_fn, steps: int) -> Callable[..., Any]:
+    """``(keys[seeds], inputs, targets, lr) -> (mean_abs[seeds, steps, layers], loss[seeds, steps])``, jitted.
 
-    def one_seed(key):
+    The seeds run ``vmap``-ed on accelerators; on CPUs one after another inside the same
+    program (``lax.map``: XLA's CPU backend runs the batched matrix products of a ``vmap``
+    about half as fast as the plain ones, measured in ``benchmarks/bench_coord.py``)."""
+    entries = [(template, dims, math.prod(shape)) for template, dims, shape in layout.layers]
+
+    def one_seed(key, inputs, targets, lr):
+        tx = t.optimizer(lr)
         full, trainable = t.init(key, inputs)
 
         def objective(params):
@@ -193,7 +203,33 @@ def _width_program(t, layout, inputs, targets, loss_fn, lr: float, steps: int) -
         _, (stats, losses) = jax.lax.scan(step, (trainable, tx.init(trainable)), None, length=steps)
         return stats, losses
 
-    return jax.jit(jax.vmap(one_seed))
+    def program(keys, inputs, targets, lr):
+        if jax.default_backend() == "cpu":
+            return jax.lax.map(lambda k: one_seed(k, inputs, targets, lr), keys)
+        return jax.vmap(one_seed, in_axes=(0, None, None, None))(keys, inputs, targets, lr)
+
+    return jax.jit(program)
+
+
+#: Compiled programs of recent widths, by everything that determines them (not the learning
+#: rate, the batch's values or the keys, which are arguments): a second check of the same
+#: model compiles nothing.
+_PROGRAMS: collections.OrderedDict[Any, tuple[Any, Any, Callable[..., Any]]] = collections.OrderedDict()
+_PROGRAMS_KEPT = 32
+
+
+def _program_for(key: Any, build: Callable[[], tuple[Any, Any, Callable[..., Any]]]):
+    try:
+        hash(key)
+    except TypeError:  # unhashable options (a fans= dict): build afresh
+        return build()
+    if key in _PROGRAMS:
+        _PROGRAMS.move_to_end(key)
+        return _PROGRAMS[key]
+    _PROGRAMS[key] = built = build()
+    while len(_PROGRAMS) > _PROGRAMS_KEPT:
+        _PROGRAMS.popitem(last=False)
+    return built
 
 
 def coord_check(
@@ -213,6 +249,7 @@ def coord_check(
     fans: Any = None,
     blocks: Any = None,
     zero_query: bool = False,
+    zero_output: bool = False,
     on_width: Callable[[int, list[CoordRow], list[float]], None] | None = None,
     done: dict[int, tuple[list[CoordRow], list[float]]] | None = None,
 ) -> CoordCheckResult:
@@ -244,6 +281,8 @@ def coord_check(
       fans, blocks: as for :func:`flaxinit.mup.infshapes`.
       zero_query: under μP, attention query kernels start at zero (microsoft/mup's advice:
         attention is then uniform at init at every width).
+      zero_output: under μP, the output weights (the readout's kernel) start at zero
+        (microsoft/mup's other advice; the output is then 0 at ``t = 1``, with no slope).
       on_width: called after each width with its rows and losses (progress, saving).
       done: rows and losses of widths already measured (``--resume``): not run again.
 
@@ -290,9 +329,18 @@ def coord_check(
         if done and width in done:
             width_rows, width_losses = done[width]
         else:
-            t, layout = trainee(model, width, inputs, base=base_width, parametrization=parametrization,
-                                optimizer=optimizer, fans=fans, blocks=blocks, zero_query=zero_query)  # fmt: skip
-            stats, step_losses = _width_program(t, layout, inputs, targets, loss_fn, lr, steps)(keys)
+
+            def build(width=width):
+                t, layout = trainee(
+                    model, width, inputs, base=base_width, parametrization=parametrization, optimizer=optimizer,
+                    fans=fans, blocks=blocks, zero_query=zero_query, zero_output=zero_output,
+                )  # fmt: skip
+                return t, layout, _width_program(t, layout, loss_fn, steps)
+
+            signature = (model, width, base_width, parametrization, optimizer, steps, loss, fans, blocks, zero_query,
+                         zero_output, jax.typeof(inputs), jax.typeof(targets), jax.default_backend())  # fmt: skip
+            t, layout, program = _program_for(signature, build)
+            stats, step_losses = program(keys, inputs, targets, jnp.float32(lr))
             stats = np.asarray(stats, np.float64)  # [seeds, steps, layer entries]
             mean, se = stats.mean(axis=0), stats.std(axis=0, ddof=1) / math.sqrt(seeds)
             positions, at = {}, 0
@@ -312,8 +360,8 @@ def coord_check(
             on_width(width, width_rows, width_losses)
         rows += width_rows
         losses.append(tuple(width_losses))
-    if not name:
-        name = type(model(widths[0])).__name__
+    if not name:  # every width was done before
+        name = _audit._as_model(model(widths[0])).name
     return CoordCheckResult(name, parametrization, optimizer, lr, widths, base_width, steps, seeds, tuple(rows),
                             tuple(losses), prng_name(key))  # fmt: skip
 

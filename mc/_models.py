@@ -159,6 +159,36 @@ MODELS: dict[str, Callable[[Spec, Any], tuple[Any, jax.Array, bool]]] = {
 }
 
 
+def import_factory(name: str, choices: Sequence[str] = ()) -> Callable[..., Any]:
+    """A user's model factory from ``package.module:factory`` (the CLI's ``--model``).
+
+    Args:
+      name: ``package.module:factory``; the module is imported as ``import`` would (from
+        ``sys.path``: the working directory when run as ``python -m mc``).
+      choices: the built-in models' names the caller also accepts (for the message).
+
+    Raises:
+      ValueError: ``name`` is not of that form, the module or its attribute cannot be
+        loaded, or the attribute is not callable.
+
+    Examples:
+      >>> from mc._models import import_factory
+      >>> import_factory("mc._width_models:width_model").__name__
+      'width_model'
+    """
+    module_name, colon, attr = name.partition(":")
+    if not colon or not module_name or not attr:
+        known = f"one of {', '.join(choices)} or " if choices else ""
+        raise ValueError(f"model must be {known}package.module:factory, got {name!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"model {name!r}: cannot load it ({err})") from None
+    if not callable(factory):
+        raise ValueError(f"model {name!r}: {type(factory).__name__} is not callable (a factory is a function)")
+    return factory
+
+
 class ReferenceModel(NamedTuple):
     """A model to audit, with what to feed it."""
 
@@ -214,13 +244,7 @@ def reference_model(
     _, act = activation_function(activation)
     if name in MODELS:
         return ReferenceModel(*MODELS[name](spec, act))
-    module_name, colon, attr = name.partition(":")
-    if not colon or not module_name or not attr:
-        raise ValueError(f"model must be one of {', '.join(MODELS)} or package.module:factory, got {name!r}")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise ValueError(f"model {name!r}: cannot load it ({err})") from None
+    factory = import_factory(name, MODELS)
     try:
         made = factory(kernel_init=scheme)
     except TypeError:

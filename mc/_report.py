@@ -1,4 +1,5 @@
-"""``python -m mc``'s output: the tables it prints, the refits, the plot, and the files it writes."""
+"""``python -m mc``'s output: the tables it prints, the refits, the plots, and the files it writes
+(:func:`report_tables` for the Monte Carlo commands, :func:`report_coord` for ``coord-check``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import jax
 import flaxinit
 from flaxinit import tooling
 from mc import _fit, _protocols
-from mc._runner import Runner
+from mc._coord import CoordCheckResult
+from mc._runner import CoordRunner, Runner
 
 
 def _fmt(x: float | None, digits: int = 6) -> str:
@@ -214,3 +216,54 @@ def report_tables(args, runner: Runner, schemes: dict[str, Any], complete: bool,
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
     return {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in row.items()}
+
+
+# --- coord-check --------------------------------------------------------------------------------
+
+_PARAMETRIZATION_NAMES = {"mup": "μP", "sp": "SP"}
+
+
+def print_coord(results: list[CoordCheckResult]) -> None:
+    """Per parametrization, one line per layer: the slope of log2 mean|a| against log2 width,
+    ± its standard error, at each step (a column per step)."""
+    for r in results:
+        name = _PARAMETRIZATION_NAMES.get(r.parametrization, r.parametrization)
+        print(
+            f"\n{r.model} {name}, {r.optimizer} lr {r.lr:g}, widths {','.join(map(str, r.widths))} "
+            f"(base {r.base_width}), {r.seeds} seeds: slope of log2 mean|a| against log2 width ± SE"
+        )
+        width = max([len("layer"), *map(len, r.paths)])
+        print(f"{'layer':<{width}}" + "".join(f"{f't = {t}':>18}" for t in range(1, r.steps + 1)))
+        for path in r.paths:
+            cells = []
+            for step in range(1, r.steps + 1):
+                slope, se = r.slope(path, step)
+                cells.append(f"{_fmt(slope, 3)} ± {_fmt(se, 3)}")
+            print(f"{path:<{width}}" + "".join(f"{c:>18}" for c in cells))
+
+
+def report_coord(args, runner: CoordRunner, complete: bool, elapsed: float) -> int:
+    """Prints coord-check's slopes, writes ``--json``, ``--csv`` and ``--plot``; returns the exit status."""
+    import numpy as np
+
+    from mc._coord import plot_coord_data
+
+    finished = runner.finished()
+    # a layer at zero at some step (a zero-initialized query at t = 1) has no slope: NaN, printed
+    # as a dash and stored as null, without numpy's warnings about log2(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        print_coord(finished)
+        if args.json:
+            tooling.write_json(args.json, runner.document(not complete, {"seconds": elapsed}))
+    if args.csv:
+        tooling.write_csv(args.csv, runner.rows())
+    if args.plot and finished:
+        titles = [f"{r.model} {_PARAMETRIZATION_NAMES.get(r.parametrization, r.parametrization)}" for r in finished]
+        plot_coord_data(finished, args.plot, titles=titles)
+    if not complete:
+        where = f" in {args.json}; continue with --resume" if args.json else " (pass --json PATH to keep partial runs)"
+        total = len(runner.parametrizations) * len(runner.widths)
+        print(f"\npartial: {runner.widths_done()} of {total} widths finished{where}", file=sys.stderr)
+        return 130
+    print(f"\n{elapsed:.1f} s on {jax.default_backend()} ({len(jax.devices())} device(s))")
+    return 0

@@ -4,20 +4,27 @@ Every run is a list of tables, each a list of rows; a row is one engine task. Ct
 after the current device call (the accumulators of the row in progress are kept, so
 ``--resume`` gives the bits of an uninterrupted run); with several processes every
 process stops at the same call.
+
+``coord-check`` is not made of engine tasks: :class:`CoordRunner` runs one
+:func:`mc.coord_check` per parametrization, stops after the current width on Ctrl-C, and
+resumes from the widths already measured, with the same settings check
+(:func:`check_resumable`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
 from flaxinit import tooling
+from mc._coord import CoordCheckResult, CoordRow
 from mc._engine import Accumulator
 from mc._protocols import Task
 
@@ -29,10 +36,40 @@ class Table:
 
 
 class _Stop(Exception):
-    """Raised between chunks after Ctrl-C."""
+    """Raised between chunks (or widths) after Ctrl-C."""
 
 
-class Runner:
+def check_resumable(data: dict[str, Any], settings: dict[str, Any]) -> None:
+    """``--resume``'s check: the partial run ``data`` (a results file) was made with these
+    ``settings`` (same generator, same everything), or a :class:`~flaxinit.tooling.UsageError`."""
+    stored = dict(data.get("settings") or {})
+    stored.setdefault("prng", "threefry2x32")  # runs from before the generator was recorded
+    if stored["prng"] != settings.get("prng"):
+        raise tooling.UsageError(
+            f"--resume: the partial run in the JSON file was drawn with {stored['prng']}, this command "
+            f"draws with {settings.get('prng')}: pass the matching --prng"
+        )
+    if stored != settings:
+        raise tooling.UsageError(
+            f"--resume: the settings in the JSON file differ from this command's ({data.get('settings')} vs {settings})"
+        )
+
+
+class _Interruptible:
+    """Ctrl-C asks the run to stop at its next safe point (after the current ``unit``); a
+    second Ctrl-C stops at once."""
+
+    unit = "chunk"
+    stop_requested = False
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.stop_requested:  # a second Ctrl-C stops at once
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        print(f"\ninterrupted: finishing the current {self.unit}, then writing what was computed", file=sys.stderr)
+
+
+class Runner(_Interruptible):
     """Runs tables row by row; keeps finished rows and the row in progress."""
 
     def __init__(self, settings: dict[str, Any], progress: bool, chunk_size: int | None):
@@ -48,18 +85,7 @@ class Runner:
         return f"{table} | {spec} | {task.label}"
 
     def load(self, data: dict[str, Any]) -> None:
-        stored = dict(data.get("settings") or {})
-        stored.setdefault("prng", "threefry2x32")  # runs from before the generator was recorded
-        if stored["prng"] != self.settings.get("prng"):
-            raise tooling.UsageError(
-                f"--resume: the partial run in the JSON file was drawn with {stored['prng']}, this command "
-                f"draws with {self.settings.get('prng')}: pass the matching --prng"
-            )
-        if stored != self.settings:
-            raise tooling.UsageError(
-                "--resume: the settings in the JSON file differ from this command's "
-                f"({data.get('settings')} vs {self.settings})"
-            )
+        check_resumable(data, self.settings)
         self.results = {r["id"]: r for r in data.get("rows", [])}
         self.pending = dict(data.get("pending", {}))
 
@@ -115,12 +141,6 @@ class Runner:
 
         return bool(np.any(multihost_utils.process_allgather(np.int32(self.stop_requested))))
 
-    def _on_sigint(self, signum, frame) -> None:
-        if self.stop_requested:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self.stop_requested = True
-        print("\ninterrupted: finishing the current chunk, then writing what was computed", file=sys.stderr)
-
     def rows(self, table: str | None = None) -> list[dict[str, Any]]:
         return [r for r in self.results.values() if table is None or r["table"] == table]
 
@@ -131,5 +151,152 @@ class Runner:
             "machine": tooling.machine(),
             "rows": list(self.results.values()),
             "pending": self.pending if partial else {},
+            **(extra or {}),
+        }
+
+
+# --- python -m mc coord-check ------------------------------------------------------------------
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)  # strict JSON stores NaN as null
+
+
+def _rows_from_dicts(rows: Sequence[dict[str, Any]]) -> list[CoordRow]:
+    return [
+        CoordRow(int(r["width"]), int(r["step"]), str(r["path"]), _float(r["mean_abs"]), _float(r["mean_abs_se"]))
+        for r in rows
+    ]
+
+
+def coord_result_from_dict(data: dict[str, Any]) -> CoordCheckResult:
+    """The :class:`mc.CoordCheckResult` whose ``to_dict()`` (as read back from JSON) is ``data``."""
+    return CoordCheckResult(
+        model=str(data["model"]),
+        parametrization=str(data["parametrization"]),
+        optimizer=str(data["optimizer"]),
+        lr=float(data["lr"]),
+        widths=tuple(int(w) for w in data["widths"]),
+        base_width=int(data["base_width"]),
+        steps=int(data["steps"]),
+        seeds=int(data["seeds"]),
+        rows=tuple(_rows_from_dicts(data["rows"])),
+        losses=tuple(tuple(_float(v) for v in step_losses) for step_losses in data["losses"]),
+        prng=str(data["prng"]),
+    )
+
+
+#: per width: its rows and its per-step losses, as ``mc.coord_check``'s ``done=`` takes them
+Measured = dict[int, tuple[list[CoordRow], list[float]]]
+
+
+class CoordRunner(_Interruptible):
+    """``python -m mc coord-check``'s run: one :func:`mc.coord_check` per parametrization.
+
+    Every finished width is kept (``coord_check``'s ``on_width``); Ctrl-C stops after the
+    current width, and ``--resume`` passes the widths already measured as ``done=``, so they
+    are not run again (each width's bits depend only on the key and that width: the resumed
+    run's are the uninterrupted run's).
+    """
+
+    unit = "width"
+
+    def __init__(
+        self, settings: dict[str, Any], parametrizations: Sequence[str], widths: Sequence[int], progress: bool
+    ):
+        self.settings = settings
+        self.parametrizations = tuple(parametrizations)
+        self.widths = tuple(sorted(widths))
+        self.progress = progress
+        self.results: dict[str, CoordCheckResult] = {}  # parametrization -> its finished check
+        self.pending: dict[str, Measured] = {}  # parametrization in progress -> widths measured
+        self.stop_requested = False
+
+    def load(self, data: dict[str, Any]) -> None:
+        check_resumable(data, self.settings)
+        try:
+            self.results = {p: coord_result_from_dict(r) for p, r in (data.get("results") or {}).items()}
+            self.pending = {
+                p: {
+                    int(w): (_rows_from_dicts([r for r in d["rows"] if r["width"] == w]), [_float(v) for v in losses])
+                    for w, losses in zip(d["widths"], d["losses"], strict=True)
+                }
+                for p, d in (data.get("pending") or {}).items()
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise tooling.UsageError(f"--resume: not a results file of python -m mc coord-check ({err!r})") from None
+
+    def run(self, checks: dict[str, Callable[..., CoordCheckResult]]) -> bool:
+        """Runs the unfinished parametrizations; returns False if interrupted.
+
+        ``checks``: parametrization -> ``check(on_width=..., done=...)``, a ``mc.coord_check``
+        with every other argument bound."""
+        from tqdm.auto import tqdm
+
+        todo = [p for p in self.parametrizations if p not in self.results]
+        total = len(self.parametrizations) * len(self.widths)
+        remaining = sum(len(self.widths) - len(self.pending.get(p, {})) for p in todo)
+        bar = tqdm(total=total, initial=total - remaining, desc="coord-check", unit="width", disable=not self.progress)
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            for parametrization in todo:
+                if self.stop_requested:
+                    raise _Stop
+                measured = self.pending.setdefault(parametrization, {})
+                done = dict(measured)
+                bar.set_postfix_str(parametrization)
+
+                def on_width(width: int, rows: list[CoordRow], losses: list[float], measured=measured, done=done):
+                    if width not in done:
+                        measured[width] = (list(rows), list(losses))
+                        bar.update()
+                    if self.stop_requested and width != self.widths[-1]:
+                        raise _Stop
+
+                self.results[parametrization] = checks[parametrization](on_width=on_width, done=done)
+                del self.pending[parametrization]
+        except _Stop:
+            return False
+        finally:
+            bar.close()
+            signal.signal(signal.SIGINT, previous)
+        return True
+
+    def finished(self) -> list[CoordCheckResult]:
+        """The finished checks, in the command's order of parametrizations."""
+        return [self.results[p] for p in self.parametrizations if p in self.results]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every measured row (finished parametrizations and the one in progress), with its parametrization."""
+        out = []
+        for p in self.parametrizations:
+            if p in self.results:
+                rows = list(self.results[p].rows)
+            else:
+                rows = [r for w in sorted(self.pending.get(p, {})) for r in self.pending[p][w][0]]
+            out += [{"parametrization": p, **r.to_dict()} for r in rows]
+        return out
+
+    def widths_done(self) -> int:
+        return sum(
+            len(self.widths) if p in self.results else len(self.pending.get(p, {})) for p in self.parametrizations
+        )
+
+    def document(self, partial: bool, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        pending = {
+            p: {
+                "widths": sorted(measured),
+                "rows": [r.to_dict() for w in sorted(measured) for r in measured[w][0]],
+                "losses": [measured[w][1] for w in sorted(measured)],
+            }
+            for p, measured in self.pending.items()
+            if measured
+        }
+        return {
+            "settings": self.settings,
+            "partial": partial,
+            "machine": tooling.machine(),
+            "results": {r.parametrization: r.to_dict() for r in self.finished()},
+            "pending": pending if partial else {},
             **(extra or {}),
         }

@@ -73,12 +73,13 @@ class Trainee:
     optimizer_name: str
     depth: tuple[int, int, float] | None
     zero_query: bool = False
+    zero_output: bool = False
 
     def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
         full = self.model.init(key, x)
         trainable = _audit._params_of(self.model, full)
         if self.parametrization == "mup":
-            trainable = mup.rescale(trainable, self.shapes, zero_query=self.zero_query)
+            trainable = mup.rescale(trainable, self.shapes, zero_query=self.zero_query, zero_output=self.zero_output)
         return full, trainable
 
     def with_params(self, full: Any, trainable: Any) -> Any:
@@ -106,10 +107,12 @@ def trainee(
     blocks: Any = None,
     depth: tuple[int, int, float] | None = None,
     zero_query: bool = False,
+    zero_output: bool = False,
 ) -> tuple[Trainee, _audit._Layout]:
     """The model ``model_at(size)`` and its layers (one abstract pass), its parameters' shapes
     against ``model_at(base)`` under μP (against itself under SP, or with ``base=None``);
-    ``zero_query``: under μP, attention query kernels start at zero (microsoft/mup's advice)."""
+    ``zero_query``, ``zero_output``: under μP, attention query kernels and output weights
+    (the readout's kernel) start at zero (microsoft/mup's advice)."""
     m = _audit._as_model(model_at(size))
     layout = _audit._layout(m, x)
     target = _param_shapes(m, x)
@@ -119,7 +122,7 @@ def trainee(
     else:
         reference = target
     shapes = mup.infshapes(reference, target, fans=fans, blocks=blocks)
-    return Trainee(m, shapes, parametrization, optimizer, depth, bool(zero_query)), layout
+    return Trainee(m, shapes, parametrization, optimizer, depth, bool(zero_query), bool(zero_output)), layout
 
 
 __all__ = ["LOSSES", "OPTIMIZERS", "PARAMETRIZATIONS", "Trainee", "check_sizes", "loss_function", "trainee"]
