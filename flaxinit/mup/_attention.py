@@ -42,6 +42,14 @@ def dot_product_attention(base_head_dim: int, attention_fn: Callable[..., Any] |
         head_dim = query.shape[-1]
         return fn(query * math.sqrt(base_head_dim / head_dim), key, value, *args, **kwargs)
 
+    # linen's MultiHeadDotProductAttention passes only the keywords its attention_fn's
+    # signature names (mask, dropout, deterministic, dtype, ...): without this, a bare
+    # ``**kwargs`` would name none of them and the causal or padding mask would be dropped
+    import inspect
+
+    import flax.linen as nn
+
+    attention.__signature__ = inspect.signature(attention_fn if attention_fn is not None else nn.dot_product_attention)
     return attention
 
 
