@@ -2,13 +2,16 @@
 
 ``python -m experiments TARGET`` with TARGET one of the study's networks (``counting``,
 ``mnist-cnn``, ``mnist-dense``, ``hamlet-rnn``), ``demos`` (the counting demos), ``all``
-(the study and its demos), ``residual`` (:mod:`experiments.residual`) or ``proxy-init``
-(:mod:`experiments.proxy_init`). Every target takes ``--quick`` (CI-sized, seconds to a
-minute), ``--out``, ``--seeds`` and ``--quiet``; the study also ``--full`` (the article's
-epochs). Each network writes ``OUT/<network>/metrics.csv``, ``metrics.json`` and
-``loss.png``, and ``OUT/report.md`` summarizes every network found in ``OUT``; the demos
-write ``results.json`` and ``summary.md``. Every file is written atomically, JSON strictly.
-Ctrl-C stops the study between epochs and writes what was computed, marked partial.
+(the study and its demos), ``residual`` (:mod:`experiments.residual`), ``proxy-init``
+(:mod:`experiments.proxy_init`), ``gain-depth`` (:mod:`experiments.gain_depth`) or
+``mutransfer`` (:mod:`experiments.mutransfer`: per-arm JSON, plots, ``summary.json`` and
+``summary.md``; ``--resume`` continues an interrupted run). Every target takes
+``--quick`` (CI-sized, seconds to a minute), ``--out``, ``--seeds`` and ``--quiet``; the
+study also ``--full`` (the article's epochs). Each network writes
+``OUT/<network>/metrics.csv``, ``metrics.json`` and ``loss.png``, and ``OUT/report.md``
+summarizes every network found in ``OUT``; the demos write ``results.json`` and
+``summary.md``. Every file is written atomically, JSON strictly. Ctrl-C stops the study
+between epochs (mutransfer: between sizes) and writes what was computed, marked partial.
 """
 
 from __future__ import annotations
@@ -72,9 +75,14 @@ def _seeds(text: str) -> list[int]:  # an argparse type
 
 
 RESULTS = Path("experiments") / "results"
-DEMOS = ("residual", "proxy-init", "gain-depth")  # stand-alone demos, each with its own results folder
+DEMOS = ("residual", "proxy-init", "gain-depth", "mutransfer")  # stand-alone demos, each with its own results folder
 #: Where each demo writes by default; ``--quick`` runs go under ``RESULTS / "quick"``.
-DEMO_FOLDERS = {"residual": "residual", "proxy-init": "proxy_init", "gain-depth": "gain_depth"}
+DEMO_FOLDERS = {
+    "residual": "residual",
+    "proxy-init": "proxy_init",
+    "gain-depth": "gain_depth",
+    "mutransfer": "mutransfer",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     proxy.add_argument("--steps", type=tooling.positive_int, help="target training steps")
     proxy.add_argument("--proxy-steps", type=tooling.positive_int, help="proxy training steps")
     proxy.add_argument("--noises", type=_noises, help="comma-separated relative Net2Net noise levels")
+    transfer = p.add_argument_group("mutransfer")
+    transfer.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from the sizes saved in OUT"
+    )
     return p
 
 
@@ -115,6 +127,7 @@ def _check_flags(args: argparse.Namespace) -> None:
     proxy_only = {"--steps": args.steps, "--proxy-steps": args.proxy_steps, "--noises": args.noises}
     wrong = [f for f, v in study_only.items() if v and args.target in DEMOS]
     wrong += [f for f, v in proxy_only.items() if v is not None and args.target != "proxy-init"]
+    wrong += ["--resume"] if args.resume and args.target != "mutransfer" else []
     if wrong:
         raise tooling.UsageError(f"{', '.join(wrong)} do(es) not apply to {args.target}")
 
@@ -251,11 +264,16 @@ def _device_count(machine_info: dict[str, Any]) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """``residual``, ``proxy-init`` or ``gain-depth``: run, then write ``results.json`` and ``summary.md``."""
-    from experiments import gain_depth, proxy_init, residual
+    """``residual``, ``proxy-init`` or ``gain-depth``: run, then write ``results.json`` and ``summary.md``;
+    ``mutransfer`` writes its own files (exit status 130 when Ctrl-C stopped it)."""
+    from experiments import gain_depth, mutransfer, proxy_init, residual
 
     folder = args.out or (RESULTS / "quick" if args.quick else RESULTS) / DEMO_FOLDERS[args.target]
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
+    if args.target == "mutransfer":
+        summary = mutransfer.run(folder, args.quick, args.seeds, log, resume=args.resume)
+        print(f"results: {folder / 'summary.md'}")
+        return 130 if summary["partial"] else 0
     if args.target == "residual":
         results, markdown = residual.run(args.quick, args.seeds, log), residual.markdown
     elif args.target == "gain-depth":

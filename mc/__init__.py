@@ -28,6 +28,7 @@ from mc._fit import FitResult, fit_normalized, fit_standard
 from mc._models import ReferenceModel, reference_model
 from mc._protocols import Task, depth_task, depth_test, normalized_tasks, normalized_test, standard_tasks, standard_test
 from mc._results import DepthResult, NormalizedResult, StandardResult
+from mc._transfer import TransferResult, lr_transfer, optimal_log2_lr, plot_transfer
 from mc._width_models import WidthModel, width_model
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "ReferenceModel",
     "StandardResult",
     "Task",
+    "TransferResult",
     "WidthModel",
     "audit",
     "audit_task",
@@ -54,11 +56,14 @@ __all__ = [
     "depth_test",
     "fit_normalized",
     "fit_standard",
+    "lr_transfer",
     "normalized_tasks",
     "normalized_test",
+    "optimal_log2_lr",
     "philox4x32",
     "philox_key",
     "plot_coord_data",
+    "plot_transfer",
     "reference_model",
     "standard_tasks",
     "standard_test",

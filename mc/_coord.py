@@ -278,7 +278,8 @@ def coord_check(
       seeds: models per width (at least 2, for a standard error).
       key: a PRNG key or an int seed (a Philox key, as everywhere in ``mc``).
       loss: ``"xent"``, ``"mse"`` or ``(outputs, targets) -> scalar``.
-      fans, blocks: as for :func:`flaxinit.mup.infshapes`.
+      fans: as for :func:`flaxinit.mup.infshapes`.
+      blocks: as for :func:`flaxinit.mup.infshapes`.
       zero_query: under μP, attention query kernels start at zero (microsoft/mup's advice:
         attention is then uniform at init at every width).
       zero_output: under μP, the output weights (the readout's kernel) start at zero

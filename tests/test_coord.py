@@ -106,6 +106,7 @@ def test_slope_is_that_of_log2_mean_abs_against_log2_width(mlp_check):
     assert mlp_check.to_dict()["rows"][0] == mlp_check.rows[0].to_dict()
 
 
+@pytest.mark.slow
 def test_an_nnx_factory_is_checked_like_a_linen_module():
     r = mc.coord_check(lambda w: lambda rngs: NnxMLP(w, rngs), [16, 32], jnp.ones((4, 12)), jnp.zeros(4, jnp.int32),
                        base_width=16, lr=0.01, steps=2, seeds=2)  # fmt: skip
@@ -132,6 +133,7 @@ class _Residual(nn.Module):
         return x + nn.relu(nn.Dense(self.width)(x)) / 3, None
 
 
+@pytest.mark.slow
 def test_scanned_stacks_get_a_row_per_layer():
     r = mc.coord_check(_Stack, [16, 32], X, Y, base_width=16, lr=0.01, steps=2, seeds=2)
     assert r.paths == tuple(["Dense_0"] + [f"Scan_Residual_0[{i}]/Dense_0" for i in range(3)] + ["Dense_1", "(output)"])

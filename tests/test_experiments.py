@@ -323,9 +323,95 @@ def test_demo_quick_run_reproduces_the_stored_summary_format(demo, folder, tmp_p
         (["counting", "--steps", "100"], "--steps do(es) not apply to counting"),
         (["proxy-init", "--quick", "--steps", "30"], "--steps must be a multiple of 25"),
         (["proxy-init", "--noises", "-1"], "must be comma-separated numbers >= 0"),
+        (["residual", "--resume"], "--resume do(es) not apply to residual"),
+        (["mutransfer", "--quick", "--seeds", "5"], "needs at least two seeds"),
     ],
 )
 def test_demo_flags_that_do_not_apply_exit_2(argv, message, capsys):
     assert _cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+# --- mutransfer ----------------------------------------------------------------------------------
+
+
+def _summary_shape(summary: dict) -> None:
+    """summary.json's structure: per sweep and arm, the sizes, an optimum per size, edges, spread."""
+    for sweep, arms, unit in (("mlp", ("sp", "mup"), "widths"), ("transformer", ("sp", "mup"), "widths"),
+                              ("depth", ("completep", "none"), "depths")):  # fmt: skip
+        assert set(summary[sweep]) == set(arms), sweep
+        for arm in arms:
+            entry = summary[sweep][arm]
+            assert set(entry) == {unit, "optimal_log2_lr", "at_edge", "spread"}
+            assert len(entry[unit]) == len(entry["optimal_log2_lr"]) == len(entry["at_edge"]) >= 2
+            assert all(isinstance(e, bool) for e in entry["at_edge"])
+            values = entry["optimal_log2_lr"]
+            if None not in values:
+                assert entry["spread"] == pytest.approx(max(values) - min(values), abs=1e-12)
+    assert summary["machine"]["cpu"] and summary["settings"]["seeds"] >= 2
+
+
+def test_mutransfer_resume_refuses_other_settings(tmp_path, capsys):
+    from flaxinit.tooling import write_json
+
+    write_json(tmp_path / "mlp_sp.json", {"settings": {"sweep": "mlp", "steps": 1}, "sizes": {}, "partial": True})
+    assert _cli.main(["mutransfer", "--quick", "--resume", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "was run with other settings" in err and "steps" in err
+    assert not (tmp_path / "summary.json").exists()
+
+
+@pytest.mark.slow  # a whole quick run (twelve compiled programs, about a minute on a CPU): CI's second tier
+def test_mutransfer_quick_run_ctrl_c_and_resume(tmp_path, monkeypatch):
+    """``--quick`` writes every arm's JSON, the plots, summary.json in its documented structure and
+    summary.md; a Ctrl-C after a size keeps it (exit 130, summary marked partial), and
+    ``--resume`` trains only what is missing and ends where an uninterrupted run would."""
+    real = mc.lr_transfer
+    trained = []
+
+    def counting(stop_after=None):
+        def lr_transfer(model, sizes, *args, on_size=None, **kwargs):
+            arm = (model.name, kwargs["parametrization"], kwargs.get("alpha"))
+
+            def hook(size, merits):
+                on_size(size, merits)
+                if arm == stop_after and size == sizes[0]:
+                    raise KeyboardInterrupt
+
+            trained.extend((*arm, s) for s in sizes if s not in kwargs["done"])
+            return real(model, sizes, *args, on_size=hook, **kwargs)
+
+        return lr_transfer
+
+    argv = ["mutransfer", "--quick", "--seeds", "3,4", "--out", str(tmp_path), "--quiet"]
+    with monkeypatch.context() as m:
+        m.setattr(mc, "lr_transfer", counting(stop_after=("transformer", "sp", None)))
+        assert _cli.main(argv) == 130
+    partial = strict_json(tmp_path / "summary.json")
+    assert partial["partial"] and set(partial["mlp"]) == {"sp", "mup"} and partial["transformer"] == {}
+    saved = strict_json(tmp_path / "transformer_sp.json")
+    assert saved["partial"] and list(saved["sizes"]) == ["8"] and saved["result"] is None
+    assert "partial run" in (tmp_path / "summary.md").read_text()
+
+    trained.clear()
+    with monkeypatch.context() as m:
+        m.setattr(mc, "lr_transfer", counting())
+        assert _cli.main([*argv, "--resume"]) == 0
+    assert ("transformer", "sp", None, 8) not in trained and ("transformer", "sp", None, 16) in trained
+    assert not [t for t in trained if t[0] == "mlp"] and len(trained) == 7  # 16, then 2 + 2 + 2 sizes
+    summary = strict_json(tmp_path / "summary.json")
+    assert not summary["partial"] and summary["quick"]
+    _summary_shape(summary)
+    for name in ("mlp_sp", "mlp_mup", "transformer_sp", "transformer_mup", "depth_none", "depth_completep"):
+        doc = strict_json(tmp_path / f"{name}.json")
+        assert not doc["partial"] and doc["result"]["seeds"] == 2
+        assert sorted(map(int, doc["sizes"])) == doc["result"]["sizes"]
+    for plot in ("mlp.png", "transformer.png", "depth.png"):
+        assert (tmp_path / plot).stat().st_size > 1000
+    text = (tmp_path / "summary.md").read_text()
+    assert "| SP |" in text and "| μP |" in text and "| CompleteP (α = 1) |" in text and "spread" in text
+    assert "What the data show" in text and "partial run" not in text
+    # the transformer's SP size 8 came from the saved file: same bits as it was saved
+    resumed = strict_json(tmp_path / "transformer_sp.json")
+    assert resumed["sizes"]["8"] == saved["sizes"]["8"]

@@ -1,0 +1,523 @@
+"""Learning-rate transfer (SPEC §10, Tensor Programs V's Figure 1): :func:`lr_transfer`.
+
+For each size (a width, or a depth with ``sweep="depth"``), every learning rate of a log2
+grid is trained ``steps`` steps from several seeds; the figure of merit of a run is its
+training loss averaged over the last steps. Every (learning rate, seed) run of a size is
+one compiled program: ``vmap`` over runs of a ``lax.scan`` over steps, each step the
+project's one :func:`flaxinit.tooling.train_step`, from the seeds' models (a smaller
+program draws each seed's model once: compiled apart, the two compile faster than one).
+
+Seed ``s`` draws its model from ``fold_in(fold_in(key, s), 0)`` and its minibatches from
+``fold_in(fold_in(key, s), 1)``: step ``i`` trains on ``batch_size`` rows drawn uniformly
+with replacement (``jax.random.randint(fold_in(fold_in(data_key, i), 0), ...)``). So every
+learning rate of a seed starts from the same parameters and sees the same batches (a
+paired comparison), and a size's bits depend only on ``(key, seeds, log2_lrs)`` and that
+size's arguments, never on the other sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flaxinit.tooling import check_int, check_real, train_step
+from mc._protocols import as_key, prng_name
+from mc._training import LOSSES, OPTIMIZERS, PARAMETRIZATIONS, check_choice, check_sizes, loss_function, trainee
+from mc._width_models import WidthModel
+
+SWEEPS = ("width", "depth")
+
+
+# --- the optimum of a size -------------------------------------------------------------------
+
+
+def _grid(log2_lrs: Any, name: str = "log2_lrs") -> np.ndarray:
+    if isinstance(log2_lrs, str) or not isinstance(log2_lrs, Iterable):
+        raise TypeError(f"{name} must be a sequence of finite numbers, got {log2_lrs!r}")
+    if hasattr(log2_lrs, "tolist"):  # NumPy or jax arrays: their elements as Python numbers
+        log2_lrs = np.asarray(log2_lrs).tolist()
+    values = [check_real(v, f"each of {name}") for v in log2_lrs]
+    if len(values) < 3 or len(set(values)) != len(values):
+        raise ValueError(f"{name} must hold at least three distinct values (a parabola needs three), got {values}")
+    return np.asarray(values, np.float64)
+
+
+def _vertex(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The vertex ``(x, y)`` of the parabola through three points whose middle one is lowest
+    (the middle point itself when the three lie on a line)."""
+    (x0, x1, x2), (y0, y1, y2) = x, y
+    a, b = (x1 - x0) * (y1 - y2), (x1 - x2) * (y1 - y0)
+    denominator = a - b
+    if denominator == 0:
+        return float(x1), float(y1)
+    xv = x1 - 0.5 * ((x1 - x0) * a - (x1 - x2) * b) / denominator
+    # the parabola's value at its vertex, from Lagrange's form
+    yv = (
+        y0 * (xv - x1) * (xv - x2) / ((x0 - x1) * (x0 - x2))
+        + y1 * (xv - x0) * (xv - x2) / ((x1 - x0) * (x1 - x2))
+        + y2 * (xv - x0) * (xv - x1) / ((x2 - x0) * (x2 - x1))
+    )
+    return float(xv), float(yv)
+
+
+def _optimum(log2_lrs: np.ndarray, losses: np.ndarray) -> tuple[float, float, bool]:
+    y = np.where(np.isfinite(losses), losses, np.inf)
+    if not np.isfinite(y).any():
+        return math.nan, math.nan, True
+    i = int(np.argmin(y))
+    if i == 0 or i == len(y) - 1:
+        return float(log2_lrs[i]), float(y[i]), True
+    if not np.isfinite(y[i - 1 : i + 2]).all():
+        return float(log2_lrs[i]), float(y[i]), False
+    xv, yv = _vertex(log2_lrs[i - 1 : i + 2], y[i - 1 : i + 2])
+    return xv, yv, False
+
+
+def optimal_log2_lr(log2_lrs: Sequence[float], losses: Sequence[float]) -> tuple[float, bool]:
+    """The optimal log2 learning rate of a grid (SPEC §10) and whether it lies at the grid's edge.
+
+    The vertex of the parabola through the grid's best point and its two neighbours (in
+    log2 LR; the grid need not be evenly spaced). A loss that is not finite (NaN, ±inf: a
+    diverged run) counts as +inf. When the best point is the grid's first or last, the
+    optimum may lie outside the grid: that point is returned with ``at_edge=True``. When a
+    neighbour of the best point diverged the parabola is not defined and the best point is
+    returned (``at_edge=False``: the optimum is inside the grid, between its neighbours).
+    When every loss diverged: ``(nan, True)``. Ties go to the smaller learning rate.
+
+    Args:
+      log2_lrs: the grid, at least three distinct finite values, increasing.
+      losses: the figure of merit at each point of the grid.
+
+    Returns:
+      ``(optimal log2 LR, at_edge)``.
+
+    Examples:
+      >>> from mc import optimal_log2_lr
+      >>> optimal_log2_lr([-3, -2, -1, 0], [4.0, 1.0, 2.0, 9.0])  # through (-3, 4), (-2, 1), (-1, 2)
+      (-1.75, False)
+      >>> optimal_log2_lr([-3, -2, -1], [3.0, 2.0, 1.0])
+      (-1.0, True)
+    """
+    x = _grid(log2_lrs)
+    if not np.all(np.diff(x) > 0):
+        raise ValueError(f"log2_lrs must be increasing, got {x.tolist()}")
+    try:
+        y = np.asarray(losses, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"losses must be a sequence of numbers, got {losses!r}") from None
+    if y.shape != x.shape:
+        raise ValueError(f"losses must hold one value per learning rate ({len(x)}), got shape {y.shape}")
+    value, _, at_edge = _optimum(x, y)
+    return value, at_edge
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferResult:
+    """What :func:`lr_transfer` measured.
+
+    Attributes:
+      model: the model's class name.
+      parametrization: ``"mup"`` or ``"sp"``.
+      optimizer: ``"adam"`` or ``"sgd"``.
+      sweep: ``"width"`` or ``"depth"``.
+      sizes: the widths (or depths), increasing.
+      base: the base width (or depth).
+      alpha: the depth exponent of the optimizer's depth rules (``None``: none).
+      log2_lrs: the grid of log2 learning rates, increasing.
+      steps: training steps per run.
+      batch_size: rows per step.
+      seeds: runs per (size, learning rate).
+      last: the figure of merit averages the loss over the last ``last`` steps.
+      loss: ``"xent"``, ``"mse"`` or ``"custom"``.
+      loss_seeds: per size, per learning rate, per seed: the run's training loss averaged
+        over its last ``last`` steps; ``inf`` for a run whose loss was not finite at some
+        step (diverged).
+      loss_mean: per size, per learning rate: the mean over seeds (``inf`` if a seed diverged).
+      loss_se: its standard error (the seeds' std / sqrt(seeds); ``nan`` where a seed diverged).
+      optimal_log2_lr: per size, :func:`optimal_log2_lr` of ``loss_mean``.
+      at_edge: per size, whether that optimum is at the grid's edge (it may lie outside).
+      prng: the generator of the keys.
+    """
+
+    model: str
+    parametrization: str
+    optimizer: str
+    sweep: str
+    sizes: tuple[int, ...]
+    base: int
+    alpha: float | None
+    log2_lrs: tuple[float, ...]
+    steps: int
+    batch_size: int
+    seeds: int
+    last: int
+    loss: str
+    loss_seeds: tuple[tuple[tuple[float, ...], ...], ...]
+    loss_mean: tuple[tuple[float, ...], ...]
+    loss_se: tuple[tuple[float, ...], ...]
+    optimal_log2_lr: tuple[float, ...]
+    at_edge: tuple[bool, ...]
+    prng: str
+
+    @property
+    def spread(self) -> float:
+        """max − min of the optimal log2 learning rate across sizes (``nan`` if a size has none):
+        small when the learning rate transfers."""
+        values = np.asarray(self.optimal_log2_lr, np.float64)
+        return float(values.max() - values.min()) if np.isfinite(values).all() else math.nan
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field and ``spread``; infinities and NaN stay floats (``write_json`` writes them as null)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["spread"] = self.spread
+        return out
+
+    def plot(self, path: str | Path, *, title: str | None = None) -> None:
+        """Tensor Programs V's Figure 1: training loss against log2 learning rate, one line per
+        size (coloured by size), the optimum marked; written atomically (format from the suffix)."""
+        plot_transfer([self], path, titles=[title] if title else None)
+
+
+def _y_limits(result: TransferResult) -> tuple[float, float] | None:
+    """From a little below the best loss (or a parabola's vertex) to the highest loss at or left
+    of each size's best learning rate (the slow side, bounded by the loss at init): the
+    diverging side, whose losses can be orders of magnitude larger, is clipped instead of
+    squashing the minima."""
+    means = np.asarray(result.loss_mean, np.float64)
+    finite = means[np.isfinite(means)]
+    if finite.size == 0:
+        return None
+    vertices = [_optimum(np.asarray(result.log2_lrs), row)[1] for row in means]
+    low = min(float(finite.min()), *(v for v in vertices if math.isfinite(v)))
+    high = low
+    for row in means:
+        if np.isfinite(row).any():
+            left = row[: int(np.argmin(np.where(np.isfinite(row), row, np.inf))) + 1]
+            high = max(high, float(left[np.isfinite(left)].max()))
+    if high - low < 1e-6 * max(1.0, abs(low)):
+        high = float(finite.max())
+    if high - low < 1e-6 * max(1.0, abs(low)):
+        high = low + max(1.0, abs(low)) * 0.1
+    pad = 0.05 * (high - low)
+    return low - pad, high + pad
+
+
+def plot_transfer(results: Sequence[TransferResult], path: str | Path, *, titles: Sequence[str] | None = None) -> None:
+    """Several :class:`TransferResult` side by side (SP | μP), each in Figure 1's layout.
+
+    Diverged points (an infinite mean) are drawn as crosses at the top of the panel; the
+    optimum of each size as a star at the parabola's vertex."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from flaxinit.tooling import atomic_path
+
+    results = list(results)
+    if not results or not all(isinstance(r, TransferResult) for r in results):
+        raise TypeError("results must be a non-empty sequence of TransferResult")
+    if titles is not None and len(titles) != len(results):
+        raise ValueError(f"titles must hold one title per result ({len(results)}), got {len(titles)}")
+    sizes = sorted({s for r in results for s in r.sizes})
+    logs = np.log2(sizes)
+    span = max(float(logs.max() - logs.min()), 1.0)
+    cmap = plt.cm.viridis
+    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 3.8), squeeze=False)
+    for k, result in enumerate(results):
+        ax = axes[0, k]
+        x = np.asarray(result.log2_lrs)
+        limits = _y_limits(result)
+        for i, size in enumerate(result.sizes):
+            color = cmap(0.9 * (math.log2(size) - logs.min()) / span)
+            mean = np.asarray(result.loss_mean[i], np.float64)
+            se = np.asarray(result.loss_se[i], np.float64)
+            shown = np.where(np.isfinite(mean), mean, np.nan)
+            ax.errorbar(x, shown, yerr=np.where(np.isfinite(se), se, np.nan), color=color, lw=1.2, marker=".",
+                        ms=4, capsize=0, label=str(size))  # fmt: skip
+            if limits is not None and not np.isfinite(mean).all():
+                top = limits[1]
+                ax.plot(x[~np.isfinite(mean)], np.full((~np.isfinite(mean)).sum(), top), "x", color=color, ms=5,
+                        clip_on=False)  # fmt: skip
+            xv, yv, at_edge = _optimum(x, mean)
+            if math.isfinite(xv):
+                ax.plot([xv], [yv], "*", color=color, ms=11, mec="black", mew=0.6, alpha=0.5 if at_edge else 1.0)
+        if limits is not None:
+            ax.set_ylim(*limits)
+        unit = "width" if result.sweep == "width" else "depth"
+        title = titles[k] if titles else f"{result.model} {result.parametrization} {result.optimizer}"
+        ax.set(xlabel="log2 learning rate", title=f"{title}\nspread {result.spread:.2f} (log2)")
+        if k == 0:
+            ax.set_ylabel(f"training loss (last {result.last} of {result.steps} steps)")
+        ax.legend(title=unit, fontsize=7, title_fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=110)
+    plt.close(fig)
+
+
+# --- the runs --------------------------------------------------------------------------------
+
+
+def _size_programs(t, loss_fn, steps: int, batch_size: int) -> Callable[..., jax.Array]:
+    """``(lrs[runs], seed_of_run[runs], init_keys[seeds], data_keys[seeds], inputs, targets) ->
+    losses[runs, steps]``: one jitted program initializes every seed's model (once per seed, so
+    every learning rate of a seed starts from the same parameters), one trains every run."""
+
+    def init(init_key, inputs):
+        return t.init(init_key, inputs[:batch_size])
+
+    def one_run(lr, seed, models, data_keys, inputs, targets):
+        full, trainable = jax.tree.map(lambda a: a[seed], models)
+        data_key = data_keys[seed]
+        n = inputs.shape[0]
+        tx = t.optimizer(lr)
+
+        def objective(params, x, y, key):
+            out, _, _ = t.model.apply(t.with_params(full, params), x, None, key)
+            return loss_fn(out, y)
+
+        update = train_step(objective, tx)
+
+        def step(carry, i):
+            params, opt_state = carry
+            step_key = jax.random.fold_in(data_key, i)
+            rows = jax.random.randint(jax.random.fold_in(step_key, 0), (batch_size,), 0, n)
+            params, opt_state, loss = update(params, opt_state, inputs[rows], targets[rows],
+                                             jax.random.fold_in(step_key, 1))  # fmt: skip
+            return (params, opt_state), loss
+
+        _, losses = jax.lax.scan(step, (trainable, tx.init(trainable)), jnp.arange(steps))
+        return losses
+
+    init_all = jax.jit(jax.vmap(init, in_axes=(0, None)))
+    train_all = jax.jit(jax.vmap(one_run, in_axes=(0, 0, None, None, None, None)))
+
+    def run(lrs, seed_of_run, init_keys, data_keys, inputs, targets):
+        return train_all(lrs, seed_of_run, init_all(init_keys, inputs), data_keys, inputs, targets)
+
+    return run
+
+
+def _figure_of_merit(losses: np.ndarray, last: int) -> np.ndarray:
+    """Per run, the mean loss over the last ``last`` steps; inf where any step's loss was not finite."""
+    losses = np.asarray(losses, np.float64)
+    merit = losses[..., -last:].mean(axis=-1)
+    return np.where(np.isfinite(losses).all(axis=-1), merit, np.inf)
+
+
+def _summary(per_seed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over seeds (the last axis) and its SE; inf and nan where a seed diverged."""
+    finite = np.isfinite(per_seed).all(axis=-1)
+    safe = np.where(np.isfinite(per_seed), per_seed, 0.0)
+    mean = np.where(finite, safe.mean(axis=-1), np.inf)
+    se = np.where(finite, safe.std(axis=-1, ddof=1) / math.sqrt(per_seed.shape[-1]), np.nan)
+    return mean, se
+
+
+def _check_done(done: Any, n_lrs: int, seeds: int) -> dict[int, np.ndarray]:
+    if done is None:
+        return {}
+    if not isinstance(done, Mapping):
+        raise TypeError(f"done must map a size to its losses [learning rate][seed], got {type(done).__name__}")
+    out = {}
+    for size, values in done.items():
+        try:
+            array = np.asarray([[np.inf if v is None else v for v in row] for row in values], np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"done[{size!r}] must be losses [learning rate][seed] (numbers or None)") from None
+        if array.shape != (n_lrs, seeds):
+            raise ValueError(
+                f"done[{size!r}] must have shape ({n_lrs}, {seeds}) [learning rate][seed], got {array.shape}"
+            )
+        out[size] = np.where(np.isnan(array), np.inf, array)
+    return out
+
+
+def lr_transfer(
+    model: Callable[[int], Any],
+    sizes: Sequence[int],
+    log2_lrs: Sequence[float],
+    inputs: Any,
+    targets: Any,
+    *,
+    base: int,
+    parametrization: str = "mup",
+    optimizer: str = "adam",
+    steps: int,
+    batch_size: int,
+    seeds: int = 3,
+    key: jax.Array | int = 0,
+    loss: str | Callable[[jax.Array, jax.Array], jax.Array] = "xent",
+    last: int | None = None,
+    sweep: str = "width",
+    alpha: float | None = None,
+    blocks: Any = None,
+    fans: Any = None,
+    zero_query: bool = False,
+    on_size: Callable[[int, list[list[float]]], None] | None = None,
+    done: Mapping[int, Sequence[Sequence[float | None]]] | None = None,
+) -> TransferResult:
+    """Learning-rate transfer (SPEC §10, Tensor Programs V's Figure 1): the optimal learning
+    rate of each size over a log2 grid, and its spread across sizes.
+
+    For each size, ``seeds`` models ``model(size)`` per learning rate ``2**log2_lr`` are
+    trained ``steps`` steps on minibatches of ``batch_size`` rows of ``(inputs, targets)``
+    with Adam (:func:`flaxinit.mup.adamw`, no weight decay) or SGD (:func:`flaxinit.mup.sgd`,
+    no momentum). A run's figure of merit is its training loss (on each step's minibatch,
+    before the update) averaged over the last ``last`` steps; a run whose loss is not finite
+    at any step diverged and counts as +inf. Per (size, learning rate) the mean over seeds
+    and its standard error; per size the optimum, :func:`optimal_log2_lr` of the means.
+
+    Every learning rate of a seed starts from the same parameters and trains on the same
+    minibatches (see the module's docstring), and all runs of a size are one compiled program
+    (after one that draws each seed's model).
+
+    Args:
+      model: ``size -> flax.linen Module`` (or nnx factory): a width, or with
+        ``sweep="depth"`` a number of blocks (:func:`mc.width_model`).
+      sizes: at least two widths (depths).
+      log2_lrs: at least three distinct log2 learning rates (the base model's under μP), in
+        any order (the result holds them sorted).
+      inputs: the training inputs, examples along the first axis.
+      targets: their targets (integer labels for ``"xent"``).
+      base: ``sweep="width"``: the base width (μP is the identity there; ignored by SP);
+        ``sweep="depth"``: the base depth of the depth rules.
+      parametrization: ``"mup"`` (the init rescaled, per-parameter learning rates, against
+        ``model(base)``) or ``"sp"`` (the model's own init, the plain optimizer). With
+        ``sweep="depth"`` the width rules are the identity either way.
+      optimizer: ``"adam"`` (ε 1e-8) or ``"sgd"``.
+      steps: training steps per run.
+      batch_size: rows per step, at most the number of examples (drawn with replacement).
+      seeds: runs per learning rate (at least 2, for a standard error).
+      key: a PRNG key or an int seed (a Philox key, as everywhere in ``mc``).
+      loss: ``"xent"``, ``"mse"`` or ``(outputs, targets) -> scalar``.
+      last: steps averaged at the end (default: the last 10% of ``steps``, at least 1).
+      sweep: ``"width"`` or ``"depth"``.
+      alpha: with ``sweep="depth"``, the optimizer's depth rules ``depth=(size, base,
+        alpha)`` for the parameters that ``blocks`` selects (1: CompleteP, 1/2:
+        depth-μP; Adam only); ``None``: none. The model's own branch multiplier is the
+        model's (``mc.width_model(..., alpha=)``); a :class:`mc.WidthModel` must agree.
+      blocks: path globs of the parameters inside residual blocks (``"block_*"``), as for
+        :func:`flaxinit.mup.infshapes`.
+      fans: as for :func:`flaxinit.mup.infshapes`.
+      zero_query: under μP, attention query kernels start at zero (microsoft/mup's advice).
+      on_size: called after each size with its per-run figures of merit ``[lr][seed]``
+        (progress, saving a partial result).
+      done: figures of merit ``[lr][seed]`` of sizes already measured (``None`` for a
+        diverged run, as JSON stores it): not run again.
+
+    Returns:
+      A :class:`TransferResult`: per (size, learning rate) the loss, per size the optimum,
+      ``spread``, ``plot(path)``.
+
+    Examples:
+      >>> import jax, mc
+      >>> x = jax.random.normal(jax.random.key(0), (64, 8))
+      >>> y = jax.random.randint(jax.random.key(1), (64,), 0, 10)
+      >>> r = mc.lr_transfer(mc.width_model("mlp"), [16, 32], [-8, -6, -4], x, y, base=16,
+      ...                    steps=4, batch_size=16, seeds=2)
+      >>> len(r.loss_mean), len(r.loss_mean[0]), len(r.loss_seeds[0][0])
+      (2, 3, 2)
+    """
+    import flax.linen as nn
+
+    if isinstance(model, nn.Module) or not callable(model):
+        raise TypeError(
+            f"model must be a function size -> flax.linen Module (or nnx factory), got {type(model).__name__}"
+        )
+    sizes = check_sizes(sizes, "sizes")
+    grid = np.sort(_grid(log2_lrs))
+    base = check_int(base, "base")
+    check_choice(parametrization, "parametrization", PARAMETRIZATIONS)
+    check_choice(optimizer, "optimizer", OPTIMIZERS)
+    check_choice(sweep, "sweep", SWEEPS)
+    steps, batch_size, seeds = check_int(steps, "steps"), check_int(batch_size, "batch_size"), check_int(seeds, "seeds")
+    if seeds < 2:
+        raise ValueError(f"seeds must be at least 2 (a standard error needs two), got {seeds}")
+    last = max(1, steps // 10) if last is None else check_int(last, "last")
+    if last > steps:
+        raise ValueError(f"last must be at most steps ({steps}), got {last}")
+    if not isinstance(loss, str) and not callable(loss):
+        raise TypeError(f"loss must be one of {', '.join(LOSSES)} or a function, got {loss!r}")
+    loss_fn = loss_function(loss)
+    if alpha is not None:
+        alpha = check_real(alpha, "alpha")
+        if sweep != "depth":
+            raise ValueError("alpha applies to sweep='depth' only (the depth rules of the optimizer)")
+        if optimizer != "adam":
+            raise ValueError("alpha needs optimizer='adam' (SPEC §10 states the depth rules for Adam)")
+        if blocks is None:
+            raise ValueError("alpha needs blocks= (the path globs of the parameters inside residual blocks)")
+    if isinstance(model, WidthModel):  # its own settings must agree
+        if model.sweep != sweep:
+            raise ValueError(f"sweep={sweep!r} but the model was built with sweep={model.sweep!r}")
+        if sweep == "depth" and model.alpha != alpha:
+            raise ValueError(f"alpha={alpha!r} but the model's branch multiplier has alpha={model.alpha!r}")
+        if sweep == "depth" and model.base_depth != base:
+            raise ValueError(f"base={base} but the model's branch multiplier has base_depth={model.base_depth}")
+    inputs, targets = jnp.asarray(inputs), jnp.asarray(targets)
+    if inputs.ndim == 0 or targets.ndim == 0 or inputs.shape[0] != targets.shape[0]:
+        raise ValueError(
+            f"inputs and targets must hold the same number of examples along their first axis, "
+            f"got shapes {inputs.shape} and {targets.shape}"
+        )
+    if batch_size > inputs.shape[0]:
+        raise ValueError(f"batch_size must be at most the number of examples ({inputs.shape[0]}), got {batch_size}")
+    finished = _check_done(done, len(grid), seeds)
+    key = as_key(key, "philox")
+
+    seed_keys = [jax.random.fold_in(key, s) for s in range(seeds)]
+    init_keys = jnp.stack([jax.random.fold_in(k, 0) for k in seed_keys])
+    data_keys = jnp.stack([jax.random.fold_in(k, 1) for k in seed_keys])
+    lrs = jnp.asarray(np.repeat(np.exp2(grid), seeds), jnp.float32)  # run r: lr r // seeds, seed r % seeds
+    seed_of_run = jnp.asarray(np.tile(np.arange(seeds), len(grid)), jnp.int32)
+
+    per_size: list[np.ndarray] = []
+    name = ""
+    for size in sizes:
+        if size in finished:
+            merit = finished[size]
+        else:
+            depth = (size, base, alpha) if alpha is not None else None
+            t, _ = trainee(model, size, inputs[:batch_size], base=base if sweep == "width" else None,
+                           parametrization=parametrization, optimizer=optimizer, fans=fans, blocks=blocks,
+                           depth=depth, zero_query=zero_query)  # fmt: skip
+            program = _size_programs(t, loss_fn, steps, batch_size)
+            losses = program(lrs, seed_of_run, init_keys, data_keys, inputs, targets)
+            merit = _figure_of_merit(np.asarray(losses), last).reshape(len(grid), seeds)
+            name = t.model.name
+        if on_size is not None:
+            on_size(size, merit.tolist())
+        per_size.append(merit)
+    if not name:
+        name = type(model(sizes[0])).__name__
+    merits = np.stack(per_size)  # [sizes, lrs, seeds]
+    mean, se = _summary(merits)
+    optima = [optimal_log2_lr(grid, row) for row in mean]
+    loss_name = loss if isinstance(loss, str) else "custom"
+    return TransferResult(
+        name, parametrization, optimizer, sweep, sizes, base, alpha, tuple(float(v) for v in grid), steps,
+        batch_size, seeds, last, loss_name, _nested(merits), _nested(mean), _nested(se),
+        tuple(v for v, _ in optima), tuple(e for _, e in optima), prng_name(key),
+    )  # fmt: skip
+
+
+def _nested(array: np.ndarray) -> Any:
+    if array.ndim == 1:
+        return tuple(float(v) for v in array)
+    return tuple(_nested(a) for a in array)
+
+
+__all__ = ["SWEEPS", "TransferResult", "lr_transfer", "optimal_log2_lr", "plot_transfer"]
