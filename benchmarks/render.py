@@ -198,6 +198,40 @@ def bench_audit() -> str:
     )
 
 
+def bench_coord(path: str = f"{RESULTS}/bench_coord.json") -> str:
+    """``mc.coord_check`` against microsoft/mup's per-seed loop (``<!-- render bench_coord [FILE] -->``)."""
+    doc = load(path)
+    meta, median, ratio = doc["meta"], doc["median_s"], doc["ratio"]
+    compiling, run = doc["median_compile_s"], doc["median_excluding_compile_s"]
+    target = doc["verdict"]["target"]
+
+    def verdict(kind: str) -> str:
+        return "met" if doc["verdict"]["met"][kind] else "**missed**"
+
+    lines = [
+        f"| one coordinate check | `mc.coord_check` | per-seed loop (`get_coord_data`) | loop / `coord_check` | "
+        f"target >= {target:g}x |",
+        "|---|---|---|---|---|",
+        f"| cold: compiling its programs | {median['coord_check cold']:.2f} s | {median['loop cold']:.2f} s | "
+        f"**{ratio['cold']:.2f}x** | {verdict('cold')} |",
+        f"| of which XLA compilation | {compiling['coord_check cold']:.2f} s | {compiling['loop cold']:.2f} s | | |",
+        f"| cold, excluding XLA compilation | {run['coord_check cold']:.2f} s | {run['loop cold']:.2f} s | "
+        f"{ratio['excluding compilation']:.2f}x | |",
+        f"| warm: programs compiled before | {median['coord_check warm']:.2f} s | {median['loop warm']:.2f} s | "
+        f"**{ratio['warm']:.2f}x** | {verdict('warm')} |",
+    ]
+    widths = ", ".join(map(str, meta["widths"]))
+    return "\n".join(
+        [
+            *lines,
+            "",
+            f"`{meta['model']}` at widths {widths} (base {meta['base_width']}), {meta['seeds']} seeds, "
+            f"{meta['steps']} Adam steps, batch {meta['batch']}x{meta['features']}; median of {meta['repeats']} "
+            f"repeats, load average {meta['loadavg_start'][0]:.1f} at the start. {machine_line(meta)}",
+        ]
+    )
+
+
 TORCH_GAINS = {"linear": "1", "relu": "√2 = 1.4142", "leaky_relu": "√(2/(1+0.01²)) = 1.4141", "tanh": "5/3 = 1.6667",
                "sigmoid": "1", "selu": "3/4 = 0.75"}  # fmt: skip
 
@@ -252,6 +286,7 @@ BLOCKS: dict[str, Callable[..., str]] = {
     "bench_mc": bench_mc,
     "bench_study": bench_study,
     "bench_audit": bench_audit,
+    "bench_coord": bench_coord,
     "einsum_table": einsum_table,
     "gain_table": gain_table,
     "include": include,

@@ -37,7 +37,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from flaxinit.tooling import write_text
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent
-NOTEBOOKS = ("01_magnitude.ipynb", "02_flax_usage.ipynb", "03_study.ipynb", "04_audit.ipynb")
+NOTEBOOKS = ("01_magnitude.ipynb", "02_flax_usage.ipynb", "03_study.ipynb", "04_audit.ipynb", "05_mup.ipynb")
 KERNEL_NAME = "python3"
 CELL_TIMEOUT = 600  # seconds per cell
 STARTUP_TIMEOUT = 300  # seconds for the kernel to start (a loaded machine can take minutes)
@@ -91,6 +91,17 @@ SMALL: dict[str, dict[str, Any]] = {
         "transformer_width": 16,
         "transformer_iterations": 16,
         "batch": 4,
+    },
+    "05_mup.ipynb": {
+        "mlp_widths": [16, 32],
+        "transformer_widths": [16, 32],
+        "transformer_depth": 1,
+        "seeds": 2,
+        "steps": 2,
+        "batch": 8,
+        "features": 16,
+        "sequences": 2,
+        "length": 8,
     },
 }
 

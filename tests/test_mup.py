@@ -333,18 +333,22 @@ def test_import_flaxinit_does_not_load_mup():
     ]
 
 
-def test_the_guides_walk_throughs_run():
+def test_the_guides_walk_throughs_run(tmp_path):
     import pathlib
     import re
 
     text = (pathlib.Path(__file__).parent.parent / "docs" / "mup.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     scope = {}
     exec(compile(blocks[0].replace("MLP(4096)", "MLP(512)"), "docs/mup.md (linen)", "exec"), scope)
     assert scope["shapes"]["Dense_2"]["kernel"].role == "output"
     exec(compile(blocks[1].replace("Transformer(2048", "Transformer(512"), "docs/mup.md (nnx)", "exec"), scope)
     assert scope["model"](jnp.zeros((2, 5), jnp.int32)).shape == (2, 5, 256)
+    png = tmp_path / "coord.png"
+    check = blocks[2].replace("[64, 128, 256, 512, 1024]", "[16, 32]").replace("base_width=64", "base_width=16")
+    exec(compile(check.replace('"coord.png"', repr(str(png))), "docs/mup.md (coordinate check)", "exec"), scope)
+    assert math.isfinite(scope["slope"]) and scope["se"] > 0 and png.stat().st_size > 1000
 
 
 @pytest.mark.parametrize("name", ["FixupBlock", "SkipInitBlock", "ReZeroBlock"])

@@ -35,6 +35,12 @@ KEY_OUTPUTS = {
         "residual stream RMS equal in every block within float32 rounding: True",
         "stream RMS grows",
     ],
+    "05_mup.ipynb": [
+        "mlp, mup: 2 widths",
+        "transformer, mup: 2 widths",
+        "| layer | SP, t = 1 | SP, t = 2 | μP, t = 1 | μP, t = 2 |",
+        "largest |slope| over the layers at t = 2",
+    ],
 }
 
 
@@ -60,7 +66,7 @@ def test_every_notebook_has_small_sizes_and_one_parameters_cell():
         assert set(run_notebooks.SMALL[name]) <= names, name
 
 
-# a fresh kernel compiling every scheme's programs: 40-70 s each for 01, 02 and 04 on a 2-core
+# a fresh kernel compiling every scheme's programs: 40-70 s each for 01, 02, 04 and 05 on a 2-core
 # CPU, so those run in CI's second tier; 03 reads stored results and stays in the default tier
 @pytest.mark.parametrize(
     "name",
