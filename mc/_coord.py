@@ -263,6 +263,12 @@ def coord_check(
     every layer's scale is independent of the width at every step (slopes about 0); under
     SP with Adam the output's grows with the width from step 2.
 
+    Each width's compiled program is kept (the 32 most recent), keyed by ``model`` (the
+    function itself: equal for a :func:`mc.width_model`, the same object otherwise), the
+    width and every option but ``lr``, the batch's values and ``key``, which are its
+    arguments: a second check of the same model compiles nothing. ``model`` is assumed to
+    build the same module every time it is called with a width.
+
     Args:
       model: ``width -> flax.linen Module``, or ``width -> flax.nnx factory`` (``rngs -> Module``).
         The model must be μP itself where SPEC §10 says so (attention scale, tied readout).
