@@ -139,6 +139,17 @@ def _at_least_two(text: str) -> int:
     return value
 
 
+def _compilation_cache_argument(p: argparse.ArgumentParser) -> None:
+    """``--compilation-cache DIR``: JAX's persistent cache (every command that compiles takes it)."""
+    p.add_argument(
+        "--compilation-cache",
+        metavar="DIR",
+        default=os.environ.get("FLAXINIT_COMPILATION_CACHE", str(DEFAULT_COMPILATION_CACHE)),
+        help="JAX's persistent compilation cache, so reruns start fast ('none': off; default "
+        "$FLAXINIT_COMPILATION_CACHE or ~/.cache/flaxinit/xla)",
+    )
+
+
 def _common_arguments(p: argparse.ArgumentParser, iterations: int | None) -> None:
     """The arguments every Monte Carlo command takes: seed, generator, caches, files, processes."""
     p.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
@@ -148,13 +159,7 @@ def _common_arguments(p: argparse.ArgumentParser, iterations: int | None) -> Non
         choices=_protocols.PRNGS,
         help="generator: philox (Philox4x32-10, the fast default) or threefry (jax.random.key's bits)",
     )
-    p.add_argument(
-        "--compilation-cache",
-        metavar="DIR",
-        default=os.environ.get("FLAXINIT_COMPILATION_CACHE", str(DEFAULT_COMPILATION_CACHE)),
-        help="JAX's persistent compilation cache, so reruns start fast ('none': off; default "
-        "$FLAXINIT_COMPILATION_CACHE or ~/.cache/flaxinit/xla)",
-    )
+    _compilation_cache_argument(p)
     if iterations is not None:
         p.add_argument("--iterations", type=tooling.positive_int, default=iterations, help=f"default {iterations}")
     p.add_argument(
@@ -274,13 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", type=Path, help="write mean |a| against width: a row of panels (one per step) per --param")
     p.add_argument("--resume", action="store_true", help="continue the partial run in --json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--compilation-cache",
-        metavar="DIR",
-        default=os.environ.get("FLAXINIT_COMPILATION_CACHE", str(DEFAULT_COMPILATION_CACHE)),
-        help="JAX's persistent compilation cache, so reruns start fast ('none': off; default "
-        "$FLAXINIT_COMPILATION_CACHE or ~/.cache/flaxinit/xla)",
-    )
+    _compilation_cache_argument(p)
 
     p = sub.add_parser("fit", help="refit the article's constants from exact g or from a results file")
     p.add_argument("--from", dest="source", type=Path, help="a --json file of reproduce/standard/normalized")
