@@ -17,8 +17,9 @@ standard error per (width, step, layer):
 
 * ``coord_check``: ``mc.coord_check(model, widths, x, y, base_width=64, lr=0.01, steps=3,
   seeds=8, key=seed)``: per width one jitted program over the seeds (``vmap`` on
-  accelerators, ``lax.map`` inside the program on CPUs) of a ``lax.scan`` over the steps,
-  the layers read by mc's capture.
+  accelerators, ``lax.map`` inside the program on CPUs) of a ``lax.scan`` over the steps
+  that update, then the last step's forward pass alone (its gradient and update, which the
+  loop computes, are never read), the layers read by mc's capture.
 * ``loop``: microsoft/mup's ``get_coord_data`` as a JAX user writes it with the public
   ``flaxinit.mup`` API: for each seed, for each width (its order), a jitted init (the Flax
   draw rescaled by ``mup.rescale`` against ``mup.infshapes`` of the base model, and
@@ -284,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     first["loop"], _, _, loop = timed(loop_cold)
     same = compare(result, loop)
     print(
-        f"same work: {same['rows']} (width, step, layer) rows; largest relative difference of mean |a| per step "
+        f"same numbers: {same['rows']} (width, step, layer) rows; largest relative difference of mean |a| per step "
         + ", ".join(f"t={t} {d:.1e}" for t, d in same["max_rel_diff_mean_abs"].items())
         + f"; of the loss {same['max_rel_diff_loss']:.1e} (tolerance {TOLERANCE:g})"
     )

@@ -90,16 +90,11 @@ def markdown_table(network: str, rows: Sequence[dict], epochs: int) -> str:
 
 def plot_losses(path, network: str, history: History) -> None:
     """Mean loss per scheme against epoch, each seed faint."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from flaxinit.tooling import atomic_path
+    from flaxinit.tooling import new_figure, save_figure
 
     loss = np.stack(history.loss)
     epochs = np.arange(1, loss.shape[0] + 1)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = new_figure(figsize=(7, 4.5))
     for arm in dict.fromkeys(a for a, _ in history.runs):
         cols = [r for r, (a, _) in enumerate(history.runs) if a == arm]
         (line,) = ax.plot(epochs, loss[:, cols].mean(axis=1), lw=2, label=arm)
@@ -108,7 +103,4 @@ def plot_losses(path, network: str, history: History) -> None:
     if np.all(loss[np.isfinite(loss)] > 0):
         ax.set_yscale("log")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)

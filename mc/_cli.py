@@ -587,7 +587,7 @@ def run_coord_check(args) -> int:
             raise tooling.UsageError(f"--resume: {args.json} is not a results file of python -m mc coord-check")
         runner.load(data)
     if args.plot:
-        _report._pyplot()  # no matplotlib: say so now, not after the run
+        _report.require_matplotlib()  # no matplotlib: say so now, not after the run
     start = time.perf_counter()
     complete = runner.run(checks)
     return _report.report_coord(args, runner, complete, time.perf_counter() - start)

@@ -4,7 +4,8 @@ For each width, every seed's model is initialized, then trained ``steps`` steps 
 fixed batch; before each update (step ``t = 1`` is at init) the forward pass records every
 layer output's mean |a| — the layers the audit captures (:mod:`mc._capture`), so stacks,
 remat and nnx models are seen as :func:`mc.audit` sees them. All seeds of a width are one
-compiled program: ``vmap`` over seeds of a ``lax.scan`` over steps.
+compiled program: ``vmap`` over seeds of a ``lax.scan`` over steps (the last step a forward
+pass only: its update would not be read).
 
 Seed ``s`` draws its model from ``fold_in(key, s)`` at every width, so the bits of a width's
 rows depend only on ``(key, seeds)`` and that width's arguments, not on the other widths.
@@ -43,6 +44,19 @@ class CoordRow:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CoordRow:
+        """The row whose ``to_dict()``, as read back from strict JSON (NaN as ``null``), is ``data``."""
+        return cls(
+            int(data["width"]), int(data["step"]), str(data["path"]), _float(data["mean_abs"]),
+            _float(data["mean_abs_se"]),
+        )  # fmt: skip
+
+
+def _float(value: Any, missing: float = math.nan) -> float:
+    """``value`` as a float; ``missing`` for ``null`` (strict JSON's NaN and infinities)."""
+    return missing if value is None else float(value)
 
 
 def least_squares_slope(x: Sequence[float], y: Sequence[float], y_se: Sequence[float]) -> tuple[float, float]:
@@ -130,6 +144,34 @@ class CoordCheckResult:
         out["slopes"] = self.slopes()
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CoordCheckResult:
+        """The result whose ``to_dict()``, as read back from JSON, is ``data`` (``slopes`` is
+        recomputed): a stored check loads for replotting or comparison.
+
+        Examples:
+          >>> import jax, mc
+          >>> from flaxinit.tooling import to_json
+          >>> x = jax.random.normal(jax.random.key(0), (16, 8))
+          >>> y = jax.random.randint(jax.random.key(1), (16,), 0, 10)
+          >>> r = mc.coord_check(mc.width_model("mlp"), [32, 64], x, y, base_width=32, lr=0.01, steps=1, seeds=2)
+          >>> mc.CoordCheckResult.from_dict(to_json(r.to_dict())) == r
+          True
+        """
+        return cls(
+            model=str(data["model"]),
+            parametrization=str(data["parametrization"]),
+            optimizer=str(data["optimizer"]),
+            lr=float(data["lr"]),
+            widths=tuple(int(w) for w in data["widths"]),
+            base_width=int(data["base_width"]),
+            steps=int(data["steps"]),
+            seeds=int(data["seeds"]),
+            rows=tuple(CoordRow.from_dict(r) for r in data["rows"]),
+            losses=tuple(tuple(_float(v) for v in step_losses) for step_losses in data["losses"]),
+            prng=str(data["prng"]),
+        )
+
     def plot(self, path: str | Path, *, title: str | None = None) -> None:
         """microsoft/mup's ``plot_coord_data``: one panel per step, mean |a| against width on
         log-log axes, one line per layer; written atomically (the format from the suffix)."""
@@ -141,19 +183,12 @@ def plot_coord_data(
 ) -> None:
     """One row of panels per result (one panel per step, sharing the y axis, so growth shows as
     a steeper line), as microsoft/mup's ``plot_coord_data``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from flaxinit.tooling import atomic_path
+    from flaxinit.tooling import colormap, new_figure, save_figure
 
     steps = max(r.steps for r in results)
-    fig, axes = plt.subplots(
-        len(results), steps, figsize=(3.2 * steps, 2.8 * len(results)), squeeze=False, sharey="row"
-    )
+    fig, axes = new_figure(len(results), steps, figsize=(3.2 * steps, 2.8 * len(results)), squeeze=False, sharey="row")
     for row, result in enumerate(results):
-        colors = plt.cm.viridis(np.linspace(0, 1, max(2, len(result.paths))))
+        colors = colormap()(np.linspace(0, 1, max(2, len(result.paths))))
         for step in range(1, result.steps + 1):
             ax = axes[row, step - 1]
             for color, layer in zip(colors, result.paths, strict=False):
@@ -166,14 +201,15 @@ def plot_coord_data(
                 ax.set_ylabel(f"{name}\nmean |a|")
         if len(result.paths) <= 12:
             axes[row, -1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def _width_program(t, layout, loss_fn, steps: int) -> Callable[..., Any]:
     """``(keys[seeds], inputs, targets, lr) -> (mean_abs[seeds, steps, layers], loss[seeds, steps])``, jitted.
+
+    Steps ``1 .. steps - 1`` each record the forward pass and update (a ``lax.scan``); the
+    last step records a forward pass only, since nothing reads the update after it
+    (microsoft/mup's loop computes that gradient and update too).
 
     The seeds run ``vmap``-ed on accelerators; on CPUs one after another inside the same
     program (``lax.map``: XLA's CPU backend runs the batched matrix products of a ``vmap``
@@ -188,20 +224,23 @@ def _width_program(t, layout, loss_fn, steps: int) -> Callable[..., Any]:
             y, records, _ = t.model.apply(t.with_params(full, params), inputs, None, key)
             return loss_fn(y, targets), records
 
-        def step(carry, _):
-            params, opt_state = carry
-            (loss, records), grads = jax.value_and_grad(objective, has_aux=True)(params)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            stats = [
+        def mean_abs(records):
+            return jnp.concatenate([
                 jnp.sum(jnp.abs(a), axis=tuple(range(template.count(_capture.SLOT), a.ndim)), dtype=jnp.float32
                         ).reshape(-1) / count
                 for (template, _, count), (_, a, _) in zip(entries, _capture.entries(layout.capture, records),
                                                            strict=True)
-            ]  # fmt: skip
-            return (optax.apply_updates(params, updates), opt_state), (jnp.concatenate(stats), loss)
+            ])  # fmt: skip
 
-        _, (stats, losses) = jax.lax.scan(step, (trainable, tx.init(trainable)), None, length=steps)
-        return stats, losses
+        def step(carry, _):
+            params, opt_state = carry
+            (loss, records), grads = jax.value_and_grad(objective, has_aux=True)(params)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), (mean_abs(records), loss)
+
+        (params, _), (stats, losses) = jax.lax.scan(step, (trainable, tx.init(trainable)), None, length=steps - 1)
+        loss, records = objective(params)
+        return jnp.concatenate([stats, mean_abs(records)[None]]), jnp.concatenate([losses, loss[None]])
 
     def program(keys, inputs, targets, lr):
         if jax.default_backend() == "cpu":

@@ -79,8 +79,7 @@ def print_audit(rows: list[dict[str, Any]]) -> None:
 
 def plot_audit(path: Path, rows: list[dict[str, Any]]) -> None:
     """Forward and backward RMS per layer (call order), one line per scheme, log scale."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = _figure(1, 2, figsize=(12, 4.5))
     for r in rows:
         layers = [x for x in r["layers"] if x["path"] != "(output)"]
         depth = range(1, len(layers) + 1)
@@ -90,21 +89,20 @@ def plot_audit(path: Path, rows: list[dict[str, Any]]) -> None:
     for ax, what in zip(axes, ("activations (forward)", "gradients (backward)"), strict=True):
         ax.set(yscale="log", xlabel="layer (call order)", ylabel="RMS", title=f"{model}: {what}")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    with tooling.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    tooling.save_figure(fig, path, dpi=120)
 
 
-def _pyplot():
+def require_matplotlib() -> None:
+    """Raises :class:`~flaxinit.tooling.UsageError` now if ``--plot`` could not draw later."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.figure  # noqa: F401
     except ImportError:
         raise tooling.UsageError("--plot needs matplotlib: pip install -e '.[plots]'") from None
-    return plt
+
+
+def _figure(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    require_matplotlib()
+    return tooling.new_figure(*args, **kwargs)
 
 
 def print_fit(fit: _fit.FitResult) -> None:
@@ -137,9 +135,8 @@ def fits_from_rows(standard_rows, normalized_rows, objective: str = "minimax") -
 def plot(path: Path, standard_rows, normalized_rows, schemes: dict[str, flaxinit.Initializer]) -> None:
     import numpy as np
 
-    plt = _pyplot()
     panels = [p for p in (standard_rows, normalized_rows) if p]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    fig, axes = _figure(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
     ax_iter = iter(axes[0])
     if standard_rows:
         ax = next(ax_iter)
@@ -175,10 +172,7 @@ def plot(path: Path, standard_rows, normalized_rows, schemes: dict[str, flaxinit
         ax.axhline(1, color="grey", lw=0.5)
         ax.set(ylabel="avg magnitude over both passes", title="normalized test")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    with tooling.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    tooling.save_figure(fig, path, dpi=120)
 
 
 def report_tables(args, runner: Runner, schemes: dict[str, Any], complete: bool, elapsed: float) -> int:

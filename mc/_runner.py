@@ -14,7 +14,6 @@ resumes from the widths already measured, with the same settings check
 from __future__ import annotations
 
 import dataclasses
-import math
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -24,7 +23,7 @@ import jax
 import numpy as np
 
 from flaxinit import tooling
-from mc._coord import CoordCheckResult, CoordRow
+from mc._coord import CoordCheckResult, CoordRow, _float
 from mc._engine import Accumulator
 from mc._protocols import Task
 
@@ -158,34 +157,6 @@ class Runner(_Interruptible):
 # --- python -m mc coord-check ------------------------------------------------------------------
 
 
-def _float(value: Any) -> float:
-    return math.nan if value is None else float(value)  # strict JSON stores NaN as null
-
-
-def _rows_from_dicts(rows: Sequence[dict[str, Any]]) -> list[CoordRow]:
-    return [
-        CoordRow(int(r["width"]), int(r["step"]), str(r["path"]), _float(r["mean_abs"]), _float(r["mean_abs_se"]))
-        for r in rows
-    ]
-
-
-def coord_result_from_dict(data: dict[str, Any]) -> CoordCheckResult:
-    """The :class:`mc.CoordCheckResult` whose ``to_dict()`` (as read back from JSON) is ``data``."""
-    return CoordCheckResult(
-        model=str(data["model"]),
-        parametrization=str(data["parametrization"]),
-        optimizer=str(data["optimizer"]),
-        lr=float(data["lr"]),
-        widths=tuple(int(w) for w in data["widths"]),
-        base_width=int(data["base_width"]),
-        steps=int(data["steps"]),
-        seeds=int(data["seeds"]),
-        rows=tuple(_rows_from_dicts(data["rows"])),
-        losses=tuple(tuple(_float(v) for v in step_losses) for step_losses in data["losses"]),
-        prng=str(data["prng"]),
-    )
-
-
 #: per width: its rows and its per-step losses, as ``mc.coord_check``'s ``done=`` takes them
 Measured = dict[int, tuple[list[CoordRow], list[float]]]
 
@@ -215,10 +186,10 @@ class CoordRunner(_Interruptible):
     def load(self, data: dict[str, Any]) -> None:
         check_resumable(data, self.settings)
         try:
-            self.results = {p: coord_result_from_dict(r) for p, r in (data.get("results") or {}).items()}
+            self.results = {p: CoordCheckResult.from_dict(r) for p, r in (data.get("results") or {}).items()}
             self.pending = {
                 p: {
-                    int(w): (_rows_from_dicts([r for r in d["rows"] if r["width"] == w]), [_float(v) for v in losses])
+                    int(w): ([CoordRow.from_dict(r) for r in d["rows"] if r["width"] == w], [_float(v) for v in losses])
                     for w, losses in zip(d["widths"], d["losses"], strict=True)
                 }
                 for p, d in (data.get("pending") or {}).items()

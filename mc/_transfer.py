@@ -182,6 +182,49 @@ class TransferResult:
         out["spread"] = self.spread
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TransferResult:
+        """The result whose ``to_dict()``, as read back from strict JSON, is ``data``: a ``null``
+        loss is a diverged run's (``inf``), a ``null`` standard error or optimum ``nan``
+        (``spread`` is recomputed). ``experiments/results/mutransfer/<arm>.json`` holds one
+        under ``"result"``.
+
+        Examples:
+          >>> import json, pathlib, mc
+          >>> stored = pathlib.Path(mc.__file__).parents[1] / "experiments/results/mutransfer/mlp_mup.json"
+          >>> arm = json.loads(stored.read_text())
+          >>> r = mc.TransferResult.from_dict(arm["result"])
+          >>> r.parametrization, r.sizes, round(r.spread, 2) == round(arm["result"]["spread"], 2)
+          ('mup', (64, 128, 256, 512, 1024), True)
+        """
+
+        def floats(values: Any, missing: float) -> Any:
+            if isinstance(values, list):
+                return tuple(floats(v, missing) for v in values)
+            return missing if values is None else float(values)
+
+        return cls(
+            model=str(data["model"]),
+            parametrization=str(data["parametrization"]),
+            optimizer=str(data["optimizer"]),
+            sweep=str(data["sweep"]),
+            sizes=tuple(int(v) for v in data["sizes"]),
+            base=int(data["base"]),
+            alpha=None if data["alpha"] is None else float(data["alpha"]),
+            log2_lrs=floats(data["log2_lrs"], math.nan),
+            steps=int(data["steps"]),
+            batch_size=int(data["batch_size"]),
+            seeds=int(data["seeds"]),
+            last=int(data["last"]),
+            loss=str(data["loss"]),
+            loss_seeds=floats(data["loss_seeds"], math.inf),
+            loss_mean=floats(data["loss_mean"], math.inf),
+            loss_se=floats(data["loss_se"], math.nan),
+            optimal_log2_lr=floats(data["optimal_log2_lr"], math.nan),
+            at_edge=tuple(bool(v) for v in data["at_edge"]),
+            prng=str(data["prng"]),
+        )
+
     def plot(self, path: str | Path, *, title: str | None = None) -> None:
         """Tensor Programs V's Figure 1: training loss against log2 learning rate, one line per
         size (coloured by size), the optimum marked; written atomically (format from the suffix)."""
@@ -217,12 +260,7 @@ def plot_transfer(results: Sequence[TransferResult], path: str | Path, *, titles
 
     Diverged points (an infinite mean) are drawn as crosses at the top of the panel; the
     optimum of each size as a star at the parabola's vertex."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from flaxinit.tooling import atomic_path
+    from flaxinit.tooling import colormap, new_figure, save_figure
 
     results = list(results)
     if not results or not all(isinstance(r, TransferResult) for r in results):
@@ -232,8 +270,8 @@ def plot_transfer(results: Sequence[TransferResult], path: str | Path, *, titles
     sizes = sorted({s for r in results for s in r.sizes})
     logs = np.log2(sizes)
     span = max(float(logs.max() - logs.min()), 1.0)
-    cmap = plt.cm.viridis
-    fig, axes = plt.subplots(1, len(results), figsize=(4.6 * len(results), 3.8), squeeze=False)
+    cmap = colormap()
+    fig, axes = new_figure(1, len(results), figsize=(4.6 * len(results), 3.8), squeeze=False)
     for k, result in enumerate(results):
         ax = axes[0, k]
         x = np.asarray(result.log2_lrs)
@@ -261,10 +299,7 @@ def plot_transfer(results: Sequence[TransferResult], path: str | Path, *, titles
             ax.set_ylabel(f"training loss (last {result.last} of {result.steps} steps)")
         ax.legend(title=unit, fontsize=7, title_fontsize=7)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 # --- the runs --------------------------------------------------------------------------------

@@ -9,7 +9,12 @@ gradients differ by float32 rounding, and Adam's ``g / sqrt(v)`` passes a relati
 of the gradient straight into the update: ``1e-4`` relative bounds that at these sizes.
 """
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import flax.linen as nn
 import jax
@@ -69,6 +74,16 @@ def test_rows_are_each_seeds_mean_abs_averaged_with_its_standard_error(mlp_check
             rtol = 8 * EPS32 if row.step == 1 else 1e-4
             assert row.mean_abs == pytest.approx(values.mean(), rel=rtol)
             assert row.mean_abs_se == pytest.approx(values.std(ddof=1) / math.sqrt(3), rel=rtol * 100, abs=1e-7)
+
+
+def test_one_step_is_the_forward_pass_at_init():
+    """``steps=1``: the program's scan runs no update; the one step recorded is the init's forward pass."""
+    r = mc.coord_check(mc.width_model("mlp"), [16, 32], X, Y, base_width=16, lr=0.01, steps=1, seeds=3, key=5)
+    assert r.steps == 1 and {row.step for row in r.rows} == {1} and len(r.losses[0]) == 1
+    for width in r.widths:
+        per_seed = [_reference(width, s, 5, steps=1) for s in range(3)]
+        for row in (x for x in r.rows if x.width == width):
+            assert row.mean_abs == pytest.approx(np.mean([seed[0][row.path] for seed in per_seed]), rel=8 * EPS32)
 
 
 def test_a_widths_rows_depend_only_on_the_key_and_seeds_not_on_the_other_widths(mlp_check):
@@ -164,3 +179,28 @@ def test_bad_arguments_are_named(kwargs, error, match):
     args.update(kwargs)
     with pytest.raises(error, match=match):
         mc.coord_check(args.pop("model"), args.pop("widths"), X, Y, base_width=16, **args)
+
+
+_PLOT_STORED = """
+import json, pathlib, sys
+import matplotlib
+import mc
+root, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+check = json.loads((root / "experiments/results/coord_check/mlp.json").read_text())["results"]
+mc.plot_coord_data([mc.CoordCheckResult.from_dict(r) for r in check.values()], out / "coord.png")
+arm = json.loads((root / "experiments/results/mutransfer/mlp_mup.json").read_text())["result"]
+mc.TransferResult.from_dict(arm).plot(out / "transfer.svg")
+print(json.dumps({"backend": matplotlib.get_backend(), "pyplot": "matplotlib.pyplot" in sys.modules}))
+"""
+
+
+def test_stored_results_replot_without_touching_the_callers_backend(tmp_path):
+    """The stored runs load with ``from_dict`` and plot; a session's matplotlib backend (a
+    Jupyter kernel's inline one) is not switched, and pyplot is never imported."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, MPLBACKEND="svg")
+    done = subprocess.run([sys.executable, "-c", _PLOT_STORED, str(root), str(tmp_path)], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"backend": "svg", "pyplot": False}
+    assert (tmp_path / "coord.png").stat().st_size > 1000 and (tmp_path / "transfer.svg").stat().st_size > 1000

@@ -8,6 +8,7 @@ of real training is the demo's, ``python -m experiments mutransfer``, not a test
 """
 
 import dataclasses
+import json
 import math
 import re
 
@@ -19,6 +20,7 @@ import pytest
 
 import mc
 from flaxinit import mup
+from flaxinit.tooling import to_json
 
 # --- the optimum of a grid ---------------------------------------------------------------------
 
@@ -217,6 +219,25 @@ def test_the_mup_transformer_is_causal():
     v = jax.jit(lambda k: layer.init(k, h, h, mask=mask))(jax.random.key(4))
     out = jax.jit(lambda v: layer.apply(v, h, h, mask=mask))(v)
     assert jnp.allclose(out, out[:, :1], atol=1e-6)  # every query sees the same single value
+
+
+# --- stored results -----------------------------------------------------------------------------
+
+
+def test_from_dict_inverts_to_dict_through_strict_json(result):
+    """Diverged runs (``inf`` losses, ``nan`` SEs and optima) are written as ``null`` and read back."""
+    diverged = dataclasses.replace(
+        result,
+        loss_seeds=(((math.inf, 1.0), *result.loss_seeds[0][1:]), *result.loss_seeds[1:]),
+        loss_mean=((math.inf, *result.loss_mean[0][1:]), *result.loss_mean[1:]),
+        loss_se=((math.nan, *result.loss_se[0][1:]), *result.loss_se[1:]),
+        optimal_log2_lr=(math.nan, *result.optimal_log2_lr[1:]),
+    )
+    for r in (result, diverged):
+        stored = json.loads(json.dumps(to_json(r.to_dict()), allow_nan=False))
+        assert to_json(mc.TransferResult.from_dict(stored).to_dict()) == stored
+    back = mc.TransferResult.from_dict(json.loads(json.dumps(to_json(diverged.to_dict()))))
+    assert back.loss_mean[0][0] == math.inf and math.isnan(back.loss_se[0][0]) and math.isnan(back.spread)
 
 
 # --- plots --------------------------------------------------------------------------------------

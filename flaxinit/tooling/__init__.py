@@ -5,6 +5,8 @@ package of the project reaches into another's private modules:
 
 * files: :func:`atomic_path`, :func:`write_text`, :func:`write_csv`, and :func:`write_json`
   (strict JSON: NaN and infinities are written as ``null``, everywhere);
+* figures: :func:`new_figure`, :func:`save_figure`, :func:`colormap` (matplotlib without
+  pyplot: plotting never switches the caller's backend);
 * :func:`machine`: the machine, software and backend stored beside every result;
 * command lines: :class:`UsageError`, :class:`ArgumentParser`, :func:`positive_int`,
   :func:`run_command` (one-line errors, exit status 2);
@@ -22,6 +24,7 @@ from flaxinit._checks import check_choice, check_int, check_key, check_real
 from flaxinit.tooling._cli import ArgumentParser, UsageError, positive_int, run_command
 from flaxinit.tooling._io import atomic_path, to_json, write_csv, write_json, write_text
 from flaxinit.tooling._machine import cpu_model, machine
+from flaxinit.tooling._plots import colormap, new_figure, save_figure
 from flaxinit.tooling._train import train_step
 
 __all__ = [
@@ -32,12 +35,15 @@ __all__ = [
     "check_int",
     "check_key",
     "check_real",
+    "colormap",
     "cpu_model",
     "machine",
+    "new_figure",
     "nnx_call_hook",
     "nnx_intercept_calls",
     "positive_int",
     "run_command",
+    "save_figure",
     "to_json",
     "train_step",
     "write_csv",
