@@ -164,12 +164,21 @@ class FanScheme(Initializer):
 
     @classmethod
     def build(
-        cls, name: str, distribution: str, rule: str, params: Mapping[str, Any], options: Mapping[str, Any]
+        cls,
+        name: str,
+        distribution: str,
+        rule: str,
+        params: Mapping[str, Any],
+        options: Mapping[str, Any],
+        dtype: DTypeLike | None = None,
     ) -> FanScheme:
-        """The scheme a named factory returns: ``name``'s rule and parameters, with the caller's options."""
+        """The scheme a named factory returns: ``name``'s rule and parameters, with the caller's
+        options (``dtype``: a default dtype given in jax's position, not among them)."""
         unknown = sorted(set(options) - set(FanOptions.__annotations__))
         if unknown:
             raise TypeError(f"{name}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}")
+        if dtype is not None:
+            options = {**options, "dtype": dtype}
         return cls(name=name, distribution=distribution, rule=rule, params=tuple(params.items()), **options)
 
     def __post_init__(self) -> None:

@@ -5,19 +5,22 @@ No fans: any rank works (biases and embeddings included). A given key gives
 where jax takes them (``normal``; jax's ``uniform`` and ``truncated_normal`` draw real
 weights only, and so do these); narrow dtypes are drawn in float32 and rounded once. As in
 jax, the scale may be a Python number or a 0-d array (a concrete one is read as a float;
-a traced one, inside ``jit``, is cast to the weights' sampling dtype).
+a traced one, inside ``jit``, is cast to the weights' sampling dtype), and the default
+``dtype`` may be given in jax's position: ``normal(0.02, jnp.bfloat16)``.
 """
 
 from __future__ import annotations
 
 from typing import Unpack
 
+from jax.typing import DTypeLike
+
 from flaxinit._base import FanOptions, FanScheme
 
 __all__ = ["normal", "truncated_normal", "uniform"]
 
 
-def normal(stddev: float = 1e-2, **options: Unpack[FanOptions]) -> FanScheme:
+def normal(stddev: float = 1e-2, dtype: DTypeLike | None = None, **options: Unpack[FanOptions]) -> FanScheme:
     """``N(0, stddev^2)`` weights (times ``gain``), as ``jax.nn.initializers.normal``.
 
     Complex dtypes are accepted, as by jax: ``stddev`` times ``jax.random.normal``'s complex
@@ -26,7 +29,8 @@ def normal(stddev: float = 1e-2, **options: Unpack[FanOptions]) -> FanScheme:
     Args:
       stddev: the standard deviation: a real number, or a 0-d array (jax's test passes
         ``jnp.array(1.0)``); the weights keep the requested dtype either way.
-      **options: the :class:`flaxinit.FanOptions` (``dtype``, ``gain``; the fan options are unused).
+      dtype: the default dtype of the weights (jax's position; a call's ``dtype`` wins).
+      **options: the :class:`flaxinit.FanOptions` (``gain``; the fan options are unused).
 
     Returns:
       A :class:`flaxinit.FanScheme`.
@@ -40,17 +44,18 @@ def normal(stddev: float = 1e-2, **options: Unpack[FanOptions]) -> FanScheme:
       >>> flaxinit.normal(jnp.array(1.0))(jax.random.key(0), (3, 4), jnp.bfloat16).dtype
       dtype(bfloat16)
     """
-    return FanScheme.build("normal", "normal", "fixed", {"stddev": stddev}, options)
+    return FanScheme.build("normal", "normal", "fixed", {"stddev": stddev}, options, dtype)
 
 
-def uniform(scale: float = 1e-2, **options: Unpack[FanOptions]) -> FanScheme:
+def uniform(scale: float = 1e-2, dtype: DTypeLike | None = None, **options: Unpack[FanOptions]) -> FanScheme:
     """``U[0, scale)`` weights, as ``jax.nn.initializers.uniform`` (one-sided, unlike the symmetric schemes).
 
     Real dtypes only, as jax's (a complex ``dtype`` is an error).
 
     Args:
       scale: the upper end of the interval: a real number or a 0-d array.
-      **options: the :class:`flaxinit.FanOptions` (``dtype``, ``gain``; the fan options are unused).
+      dtype: the default dtype of the weights (jax's position; a call's ``dtype`` wins).
+      **options: the :class:`flaxinit.FanOptions` (``gain``; the fan options are unused).
 
     Returns:
       A :class:`flaxinit.FanScheme`.
@@ -61,24 +66,29 @@ def uniform(scale: float = 1e-2, **options: Unpack[FanOptions]) -> FanScheme:
       >>> bool(w.min() >= 0.0), bool(w.max() < 2.0)
       (True, True)
     """
-    return FanScheme.build("uniform", "uniform_positive", "fixed", {"scale": scale}, options)
+    return FanScheme.build("uniform", "uniform_positive", "fixed", {"scale": scale}, options, dtype)
 
 
 def truncated_normal(
-    stddev: float = 1e-2, lower: float = -2.0, upper: float = 2.0, **options: Unpack[FanOptions]
+    stddev: float = 1e-2,
+    dtype: DTypeLike | None = None,
+    lower: float = -2.0,
+    upper: float = 2.0,
+    **options: Unpack[FanOptions],
 ) -> FanScheme:
     """``stddev`` times ``N(0, 1)`` truncated to ``[lower, upper]``, as ``jax.nn.initializers.truncated_normal``.
 
     As in jax, ``stddev`` scales the unit truncated draw (the weights' standard deviation
-    is ``stddev`` times that of the truncated unit normal, 0.8796 for ``[-2, 2]``); jax's
-    positional ``dtype`` (second) is the keyword ``dtype=`` here. Real dtypes only, as
-    jax's (a complex ``dtype`` is an error).
+    is ``stddev`` times that of the truncated unit normal, 0.8796 for ``[-2, 2]``). The
+    arguments are jax's, in jax's order (``dtype`` second). Real dtypes only, as jax's (a
+    complex ``dtype`` is an error).
 
     Args:
       stddev: the multiplier of the truncated unit normal: a real number or a 0-d array.
+      dtype: the default dtype of the weights (a call's ``dtype`` wins).
       lower: the lower truncation point, in units of ``stddev`` (a concrete number).
       upper: the upper truncation point, ``> lower``.
-      **options: the :class:`flaxinit.FanOptions` (``dtype``, ``gain``; the fan options are unused).
+      **options: the :class:`flaxinit.FanOptions` (``gain``; the fan options are unused).
 
     Returns:
       A :class:`flaxinit.FanScheme`.
@@ -89,4 +99,4 @@ def truncated_normal(
       0.879626
     """
     params = {"stddev": stddev, "lower": lower, "upper": upper}
-    return FanScheme.build("truncated_normal", "truncated_normal", "fixed", params, options)
+    return FanScheme.build("truncated_normal", "truncated_normal", "fixed", params, options, dtype)

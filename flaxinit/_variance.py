@@ -11,7 +11,10 @@ arithmetic in the complex dtype (the same bits as jax's jitted initializer).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, Unpack
+
+from jax.typing import DTypeLike
 
 from flaxinit import _checks
 from flaxinit._base import FanOptions, FanScheme
@@ -29,9 +32,19 @@ __all__ = [
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 Distribution = Literal["truncated_normal", "normal", "uniform"]
 _DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+Axes = int | Sequence[int]
 
 
-def variance_scaling(scale: float, mode: Mode, distribution: Distribution, **options: Unpack[FanOptions]) -> FanScheme:
+def variance_scaling(
+    scale: float,
+    mode: Mode,
+    distribution: Distribution,
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    **options: Unpack[FanOptions],
+) -> FanScheme:
     r"""Weights of variance ``scale / n`` (times ``gain**2``), as ``jax.nn.initializers.variance_scaling``.
 
     ``n`` is ``fan_in``, ``fan_out``, ``fan_avg = (fan_in + fan_out) / 2`` or
@@ -54,8 +67,10 @@ def variance_scaling(scale: float, mode: Mode, distribution: Distribution, **opt
         ``jit``, is used in at least float32 arithmetic and is not checked for sign).
       mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
       distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
-      **options: the :class:`flaxinit.FanOptions` (jax's ``in_axis``, ``out_axis``,
-        ``batch_axis`` and ``dtype``, here keyword-only, and ``einsum``, fan overrides, ``gain``).
+      in_axis, out_axis, batch_axis: the kernel's input, output and batch axes (jax's
+        positions and defaults).
+      dtype: the default dtype of the weights (jax's position; a call's ``dtype`` wins).
+      **options: the other :class:`flaxinit.FanOptions` (``einsum``, fan overrides, ``gain``).
 
     Returns:
       A :class:`flaxinit.FanScheme`.
@@ -69,35 +84,72 @@ def variance_scaling(scale: float, mode: Mode, distribution: Distribution, **opt
     """
     _checks.check_choice(distribution, "distribution", _DISTRIBUTIONS)
     params = {"scale": scale, "mode": mode, "distribution": distribution}
-    return FanScheme.build("variance_scaling", distribution, "variance_scaling", params, options)
+    options = {**options, "in_axis": in_axis, "out_axis": out_axis, "batch_axis": batch_axis}
+    return FanScheme.build("variance_scaling", distribution, "variance_scaling", params, options, dtype)
 
 
-def glorot_uniform(**options: Unpack[FanOptions]) -> FanScheme:
+def glorot_uniform(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    **options: Unpack[FanOptions],
+) -> FanScheme:
     """``variance_scaling(1.0, "fan_avg", "uniform")``: the same distribution as :func:`flaxinit.xavier_normalized`."""
-    return variance_scaling(1.0, "fan_avg", "uniform", **options)
+    return variance_scaling(1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype, **options)
 
 
-def glorot_normal(**options: Unpack[FanOptions]) -> FanScheme:
+def glorot_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    **options: Unpack[FanOptions],
+) -> FanScheme:
     """``variance_scaling(1.0, "fan_avg", "truncated_normal")``, as jax's ``glorot_normal``."""
-    return variance_scaling(1.0, "fan_avg", "truncated_normal", **options)
+    return variance_scaling(1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis, dtype, **options)
 
 
-def he_uniform(**options: Unpack[FanOptions]) -> FanScheme:
+def he_uniform(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    **options: Unpack[FanOptions],
+) -> FanScheme:
     """``variance_scaling(2.0, "fan_in", "uniform")``: the same distribution as :func:`flaxinit.kaiming_uniform`."""
-    return variance_scaling(2.0, "fan_in", "uniform", **options)
+    return variance_scaling(2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, **options)
 
 
-def he_normal(**options: Unpack[FanOptions]) -> FanScheme:
+def he_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    **options: Unpack[FanOptions],
+) -> FanScheme:
     """``variance_scaling(2.0, "fan_in", "truncated_normal")``, as jax's ``he_normal`` (truncated, unlike
     :func:`flaxinit.kaiming_normal`)."""
-    return variance_scaling(2.0, "fan_in", "truncated_normal", **options)
+    return variance_scaling(2.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype, **options)
 
 
-def lecun_uniform(**options: Unpack[FanOptions]) -> FanScheme:
+def lecun_uniform(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    **options: Unpack[FanOptions],
+) -> FanScheme:
     """``variance_scaling(1.0, "fan_in", "uniform")``, as jax's ``lecun_uniform``."""
-    return variance_scaling(1.0, "fan_in", "uniform", **options)
+    return variance_scaling(1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype, **options)
 
 
-def lecun_normal(**options: Unpack[FanOptions]) -> FanScheme:
+def lecun_normal(
+    in_axis: Axes = -2,
+    out_axis: Axes = -1,
+    batch_axis: Axes = (),
+    dtype: DTypeLike | None = None,
+    **options: Unpack[FanOptions],
+) -> FanScheme:
     """``variance_scaling(1.0, "fan_in", "truncated_normal")``, as jax's ``lecun_normal`` (flax's default kernel)."""
-    return variance_scaling(1.0, "fan_in", "truncated_normal", **options)
+    return variance_scaling(1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype, **options)

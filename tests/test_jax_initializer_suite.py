@@ -22,9 +22,10 @@ float64, and complex64 and complex128 for ``normal`` and the six aliases. That i
 0.10.0 and 0.12 pass every one of them on this project's CPU (run with
 ``JAX_NUM_GENERATED_CASES=100000 JAX_ENABLE_X64=1``), so flaxinit must pass every one.
 
-The rewrite changes only what the two APIs spell differently: jax's positional ``dtype``
-(``uniform(scale, dtype)``, ``truncated_normal(stddev, dtype)``) is flaxinit's keyword
-``dtype=``, and the rank-1 error is flaxinit's message (a ``ValueError`` too). Every case
+The rewrite changes only the rank-1 error's message (flaxinit's, a ``ValueError`` too): the
+factories take jax's arguments in jax's positions, so ``testAccidentalUpcasting``'s
+``uniform(scale, dtype)`` and ``truncated_normal(stddev, dtype)`` are written as jax writes
+them. Every case
 compiles a small program or two (float64 and complex ones, and 4-d draws, slowly), so the
 default tier runs a cover (one case of every record, both tests, every dtype and every rank
 but 4 among them, an empty and a full orthogonal kernel, the error and the upcasting) and
@@ -153,5 +154,5 @@ def test_variance_scaling_error():
 @pytest.mark.parametrize("factory", [flaxinit.uniform, flaxinit.normal, flaxinit.truncated_normal])
 def test_accidental_upcasting(factory):
     scalar_param = jnp.array(1.0, dtype=jnp.float32)
-    val = factory(scalar_param, dtype=jnp.bfloat16)(jax.random.PRNGKey(0), (4, 4))
+    val = factory(scalar_param, jnp.bfloat16)(jax.random.PRNGKey(0), (4, 4))
     assert val.dtype == jnp.bfloat16

@@ -49,6 +49,18 @@ PAIRS = {
     "orthogonal(2, column_axis=0)": (lambda: flaxinit.orthogonal(2.0, 0),
                                      lambda: jax.nn.initializers.orthogonal(2.0, 0)),
     "constant(0.7)": (lambda: flaxinit.constant(0.7), lambda: jax.nn.initializers.constant(0.7)),
+    # jax's positional arguments, dtype included
+    "normal(0.3, float32)": (lambda: flaxinit.normal(0.3, jnp.float32),
+                             lambda: jax.nn.initializers.normal(0.3, jnp.float32)),
+    "uniform(0.3, float32)": (lambda: flaxinit.uniform(0.3, jnp.float32),
+                              lambda: jax.nn.initializers.uniform(0.3, jnp.float32)),
+    "truncated_normal(0.2, float32, -1, 3)": (
+        lambda: flaxinit.truncated_normal(0.2, jnp.float32, -1.0, 3.0),
+        lambda: jax.nn.initializers.truncated_normal(0.2, jnp.float32, -1.0, 3.0)),
+    "variance_scaling(1, fan_in, normal, 0, 1, (), float32)": (
+        lambda: flaxinit.variance_scaling(1.0, "fan_in", "normal", 0, 1, (), jnp.float32),
+        lambda: jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal", 0, 1, (), jnp.float32)),
+    "he_uniform(0, 1)": (lambda: flaxinit.he_uniform(0, 1), lambda: jax.nn.initializers.he_uniform(0, 1)),
 }  # fmt: skip
 # every pair on a dense kernel in float32 (and on a conv kernel, but the 12 variance_scaling cases);
 # in float64 one pair of each distribution
