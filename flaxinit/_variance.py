@@ -67,8 +67,9 @@ def variance_scaling(
         ``jit``, is used in at least float32 arithmetic and is not checked for sign).
       mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` or ``"fan_geo_avg"``.
       distribution: ``"truncated_normal"``, ``"normal"`` or ``"uniform"``.
-      in_axis, out_axis, batch_axis: the kernel's input, output and batch axes (jax's
-        positions and defaults).
+      in_axis: the kernel's input axis or axes (jax's position and default).
+      out_axis: its output axis or axes.
+      batch_axis: its batch axes, counted in neither fan.
       dtype: the default dtype of the weights (jax's position; a call's ``dtype`` wins).
       **options: the other :class:`flaxinit.FanOptions` (``einsum``, fan overrides, ``gain``).
 

@@ -11,6 +11,7 @@ with probability below 1e-5).
 """
 
 import math
+import warnings
 
 import flax.linen as nn
 import jax
@@ -100,7 +101,7 @@ FAMILIES = [(LinenMLP, "linen"), (LinenCNN, "linen"), (LinenTransformer, "linen"
 def test_every_multiplier_of_section_10_against_a_numpy_derivation(cls, api):
     shapes_of = _linen_shapes if api == "linen" else _nnx_shapes
     base, target = shapes_of(cls, BASE), shapes_of(cls, TARGET)
-    shapes = mup.infshapes(base, target)
+    shapes = mup.infshapes(base, target, tied_readout="Transformer" in cls.__name__)
     adam, sgd = _flat(mup.lr_multipliers(shapes, "adam")), _flat(mup.lr_multipliers(shapes, "sgd"))
     infs = {s.path: s for s in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, mup.InfShape))}
     flat_base, flat_target = _flat(base), _flat(target)
@@ -116,7 +117,8 @@ def test_every_multiplier_of_section_10_against_a_numpy_derivation(cls, api):
 
 
 def test_the_transformers_attention_and_tied_embedding_roles():
-    shapes = mup.infshapes(_linen_shapes(LinenTransformer, BASE), _linen_shapes(LinenTransformer, TARGET))
+    shapes = mup.infshapes(_linen_shapes(LinenTransformer, BASE), _linen_shapes(LinenTransformer, TARGET),
+                           tied_readout=True)  # fmt: skip
     attention = shapes["MultiHeadDotProductAttention_0"]
     assert attention["query"]["kernel"].role == "hidden" and attention["query"]["kernel"].fan_in_mult == 4
     assert attention["out"]["kernel"].fan_in_mult == 4 and attention["query"]["bias"].role == "input"
@@ -339,14 +341,20 @@ def test_the_guides_walk_throughs_run(tmp_path):
 
     text = (pathlib.Path(__file__).parent.parent / "docs" / "mup.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     scope = {}
-    exec(compile(blocks[0].replace("MLP(4096)", "MLP(512)"), "docs/mup.md (linen)", "exec"), scope)
-    assert scope["shapes"]["Dense_2"]["kernel"].role == "output"
-    exec(compile(blocks[1].replace("Transformer(2048", "Transformer(512"), "docs/mup.md (nnx)", "exec"), scope)
-    assert scope["model"](jnp.zeros((2, 5), jnp.int32)).shape == (2, 5, 256)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mup.LayoutWarning)  # each walk-through says what infshapes cannot see
+        exec(compile(blocks[0].replace("MLP(4096)", "MLP(512)"), "docs/mup.md (linen)", "exec"), scope)
+        assert scope["shapes"]["Dense_2"]["kernel"].role == "output"
+        exec(compile(blocks[1].replace("Transformer(2048", "Transformer(512"), "docs/mup.md (nnx)", "exec"), scope)
+        assert scope["model"](jnp.zeros((2, 5), jnp.int32)).shape == (2, 5, 256)
+        exec(compile(blocks[2].replace("Gemmalike(1024", "Gemmalike(512"), "docs/mup.md (fused, tied)", "exec"), scope)
+    qkv = scope["shapes"]["block"]["qkv_einsum"]["kernel"]
+    assert (qkv.role, qkv.fan_in, qkv.fan_out) == ("hidden", 512, 3 * 512)
+    assert scope["model"](jnp.zeros((2, 5), jnp.int32)).shape == (2, 5, 1000)
     png = tmp_path / "coord.png"
-    check = blocks[2].replace("[64, 128, 256, 512, 1024]", "[16, 32]").replace("base_width=64", "base_width=16")
+    check = blocks[3].replace("[64, 128, 256, 512, 1024]", "[16, 32]").replace("base_width=64", "base_width=16")
     exec(compile(check.replace('"coord.png"', repr(str(png))), "docs/mup.md (coordinate check)", "exec"), scope)
     assert math.isfinite(scope["slope"]) and scope["se"] > 0 and png.stat().st_size > 1000
 

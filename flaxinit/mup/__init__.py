@@ -18,13 +18,14 @@ from flaxinit.mup._attention import attention_scale, dot_product_attention
 from flaxinit.mup._optim import adamw, lr_multipliers, scale_updates, sgd
 from flaxinit.mup._rescale import rescale
 from flaxinit.mup._rules import depth_multiplier
-from flaxinit.mup._shapes import READOUT_KERNEL, ROLES, InfShape, infshapes
+from flaxinit.mup._shapes import READOUT_KERNEL, ROLES, InfShape, LayoutWarning, infshapes
 from flaxinit.mup.linen import Readout
 
 __all__ = [
     "READOUT_KERNEL",
     "ROLES",
     "InfShape",
+    "LayoutWarning",
     "Readout",
     "adamw",
     "attention_scale",

@@ -3,8 +3,9 @@
 A parameter's axes are compared between a base model and the target (and, if given, a
 *delta* model that differs from the base in every dimension that grows): an axis is
 infinite where the two differ. Which axes feed a parameter's fan-in and which its fan-out
-follows Flax's conventions (``Dense``/``Conv`` kernels ``(..., in, out)``, ``Embed`` tables
-``(vocab, features)``, attention kernels by name), ``fans=`` overriding them per path.
+follows Flax's layouts (:mod:`flaxinit._layouts`: ``Dense``/``Conv`` kernels ``(..., in,
+out)``, ``Embed`` tables ``(vocab, features)``, attention kernels by name, the leading axes
+of a layer stack), ``fans=`` and ``stacked=`` overriding them per path.
 """
 
 from __future__ import annotations
@@ -12,16 +13,22 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 
+from flaxinit._layouts import axis_kinds, detect_stacks, guessed_layout
+
 ROLES = ("input", "hidden", "output", "finite")
 #: The parameter name of :class:`flaxinit.mup.Readout`'s kernel: a readout in Table 8's form.
 READOUT_KERNEL = "readout_kernel"
-_ATTENTION_IN = ("query", "key", "value")
-_ATTENTION_OUT = ("out",)
+
+
+class LayoutWarning(UserWarning):
+    """:func:`infshapes` had to guess: a parameter's layout that Flax's layouts do not tell, or a
+    growing model without a readout (the message names the parameters and what to pass)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +49,8 @@ class InfShape:
       readout: a :class:`flaxinit.mup.Readout` kernel (Table 8's form: a forward multiplier
         instead of a rescaled init and LR).
       block: inside a residual block (``infshapes(..., blocks=...)``), for the depth rules.
+      stacked: leading axes of a layer stack (``nn.scan``, ``nn.vmap``, ``nnx.vmap``): they
+        count in neither fan, so a stacked parameter has its layer's fans and role.
     """
 
     path: str
@@ -55,6 +64,7 @@ class InfShape:
     role: str
     readout: bool = False
     block: bool = False
+    stacked: int = 0
 
 
 # --- trees ---------------------------------------------------------------------------------------
@@ -117,51 +127,7 @@ def path_of(keys: Sequence[Any]) -> str:
     return "/".join(names)
 
 
-# --- fans -----------------------------------------------------------------------------------------
-
-
-def _axis_kinds(path: str, shape: tuple[int, ...], option: Any) -> list[str]:
-    """Per axis: ``"in"`` (feeds the fan-in), ``"out"``, ``"both"`` (a receptive field) or
-    ``"none"`` (a batch axis)."""
-    ndim = len(shape)
-    if option is not None:
-        return _kinds_from_option(path, shape, option)
-    names = path.split("/")
-    name, parent = names[-1], (names[-2] if len(names) > 1 else "")
-    if ndim <= 1 or name == "bias":
-        return ["out"] * ndim  # biases and norm parameters: fan-in 1
-    if ndim == 3 and name == "kernel" and parent in _ATTENTION_IN:
-        return ["in", "out", "out"]  # (features, heads, head_dim)
-    if ndim == 3 and name == "kernel" and parent in _ATTENTION_OUT:
-        return ["in", "in", "out"]  # (heads, head_dim, features)
-    return ["both"] * (ndim - 2) + ["in", "out"]  # Dense/Conv (..., in, out); Embed (vocab, features)
-
-
-def _kinds_from_option(path: str, shape: tuple[int, ...], option: Any) -> list[str]:
-    ndim = len(shape)
-    if not isinstance(option, Mapping):
-        raise TypeError(f"fans for {path!r} must be a mapping of fan options (in_axis, out_axis, batch_axis, or "
-                        f"einsum), got {option!r}")  # fmt: skip
-    unknown = set(option) - {"in_axis", "out_axis", "batch_axis", "einsum"}
-    if unknown:
-        raise ValueError(f"fans for {path!r}: unknown options {sorted(unknown)}; expected in_axis, out_axis, "
-                         "batch_axis or einsum")  # fmt: skip
-    if "einsum" in option:
-        equation = option["einsum"].replace(" ", "")
-        lhs, rest = equation.split(",", 1)
-        kernel, out = rest.split("->")
-        if len(kernel) != ndim:
-            raise ValueError(f"fans for {path!r}: einsum {equation!r} has a {len(kernel)}-axis kernel, the "
-                             f"parameter has shape {shape}")  # fmt: skip
-        return ["none" if c in out and c in lhs else "out" if c in out else "in" for c in kernel]
-
-    def axes(value: Any) -> set[int]:
-        value = (value,) if isinstance(value, int) else tuple(value)
-        return {a % ndim for a in value}
-
-    ins, outs = axes(option.get("in_axis", -2)), axes(option.get("out_axis", -1))
-    batch = axes(option.get("batch_axis", ()))
-    return ["none" if i in batch else "in" if i in ins else "out" if i in outs else "both" for i in range(ndim)]
+# --- fans ---------------------------------------------------------------------------------------------
 
 
 def _fan_option(fans: Any, path: str, shape: tuple[int, ...]) -> Any:
@@ -186,17 +152,36 @@ def _in_block(blocks: Any, path: str) -> bool:
     return any(fnmatch.fnmatchcase(path, g) for g in globs)
 
 
+def _stack_axes(stacked: Any, path: str, shape: tuple[int, ...], detected: Mapping[str, int]) -> int:
+    """The stack axes ``stacked=`` gives ``path`` (a count, path globs to counts, or a callable
+    ``(path, shape) -> count or None``), else those :func:`detect_stacks` found."""
+    given = None
+    if callable(stacked):
+        given = stacked(path, shape)
+    elif isinstance(stacked, Mapping):
+        given = next((n for glob, n in stacked.items() if fnmatch.fnmatchcase(path, glob)), None)
+    elif stacked is not None:
+        raise TypeError(f"stacked must map path globs to numbers of stacked axes, or be a callable, got {stacked!r}")
+    if given is None:
+        return detected.get(path, 0)
+    if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given <= len(shape):
+        raise ValueError(f"stacked axes of parameter {path!r} (shape {shape}) must be an int in 0..{len(shape)}, "
+                         f"got {given!r}")  # fmt: skip
+    return given
+
+
 def _infshape(path: str, base: tuple[int, ...], target: tuple[int, ...], delta: tuple[int, ...] | None,
-              option: Any, block: bool) -> InfShape:  # fmt: skip
+              option: Any, block: bool, stacked: int) -> InfShape:  # fmt: skip
     if len(base) != len(target) or (delta is not None and len(delta) != len(target)):
         raise ValueError(f"parameter {path!r} has shape {target} in target but {base} in base"
                          + ("" if delta is None else f" and {delta} in delta"))  # fmt: skip
-    kinds = _axis_kinds(path, target, option)
+    kinds = axis_kinds(path, target, option=option, stacked=stacked)
     infinite = tuple((b != d) for b, d in zip(base, delta if delta is not None else target, strict=True))
     if any(k == "both" and inf for k, inf in zip(kinds, infinite, strict=True)):
         raise ValueError(f"cannot tell the fans of parameter {path!r} (shape {target}, base {base}): an axis that "
-                         "grows is neither its input nor its output axis by Flax's conventions; pass "
-                         f"fans={{{path!r}: {{'in_axis': ..., 'out_axis': ...}}}} or an einsum")  # fmt: skip
+                         "grows is neither its input nor its output axis by Flax's layouts; pass "
+                         f"fans={{{path!r}: {{'in_axis': ..., 'out_axis': ...}}}} or an einsum (and stacked= if it "
+                         "is a layer stack's)")  # fmt: skip
 
     def fan(which: tuple[str, ...], shape: tuple[int, ...]) -> int:
         return math.prod(d for d, k in zip(shape, kinds, strict=True) if k in which)
@@ -212,7 +197,38 @@ def _infshape(path: str, base: tuple[int, ...], target: tuple[int, ...], delta: 
     )
     readout = path.split("/")[-1] == READOUT_KERNEL
     return InfShape(path, target, base, infinite, fan(("in", "both"), target), fan(("out", "both"), target),
-                    mult(("in", "both")), mult(("out", "both")), role, readout, block)  # fmt: skip
+                    mult(("in", "both")), mult(("out", "both")), role, readout, block, stacked)  # fmt: skip
+
+
+def _warn_guesses(shapes: Sequence[InfShape], options: Mapping[str, Any], tied_readout: bool) -> None:
+    """A :class:`LayoutWarning` for layouts guessed, and for a growing model with no readout."""
+    # a guess matters where it reads a growing axis as the fan-in (hidden, output): a table
+    # whose only growing axis is its last (a learned position embedding) is an input either way
+    guessed = [s.path for s in shapes if options[s.path] is None and guessed_layout(s.path, len(s.shape) - s.stacked)
+               and s.role in ("hidden", "output")]  # fmt: skip
+    if guessed:
+        shown = ", ".join(f"{p!r} {dict((s.path, s.shape) for s in shapes)[p]}" for p in guessed[:4])
+        warnings.warn(
+            f"infshapes guessed the layout of {len(guessed)} parameter(s) that Flax's layouts do not tell: {shown}"
+            f"{', ...' if len(guessed) > 4 else ''}: read as (..., in, out). Pass fans={{'<path glob>': "
+            "{'einsum': '<the layer's equation>'}}} (or in_axis/out_axis) for each; mc's checks read an nnx.Einsum's "
+            "or nn.Einsum's equation themselves",
+            LayoutWarning,
+            stacklevel=3,
+        )
+    grows = any(any(s.infinite) for s in shapes)
+    if grows and not tied_readout and not any(s.role == "output" or s.readout for s in shapes):
+        tables = [s.path for s in shapes if s.path.split("/")[-1] == "embedding" and s.role == "input"]
+        hint = (f" It reads out through an embedding table ({', '.join(map(repr, tables[:2]))}: Embed.attend or "
+                "x @ table.T, a tied readout)?" if tables else "")  # fmt: skip
+        warnings.warn(
+            "infshapes found no output-role parameter (fan-in grows, fan-out fixed: the readout) in a model whose "
+            f"width grows, so μP's readout rules apply to nothing.{hint} A tied readout needs Table 8's multiplier: "
+            "make it mup.Readout(tied=True) and pass tied_readout=True; a readout whose layout Flax's layouts do not "
+            "tell needs fans=",
+            LayoutWarning,
+            stacklevel=3,
+        )
 
 
 def infshapes(
@@ -222,6 +238,8 @@ def infshapes(
     *,
     fans: Mapping[str, Any] | Callable[[str, tuple[int, ...]], Any] | None = None,
     blocks: str | Sequence[str] | Callable[[str], bool] | None = None,
+    stacked: Mapping[str, int] | Callable[[str, tuple[int, ...]], int | None] | None = None,
+    tied_readout: bool = False,
 ) -> Any:
     """The :class:`InfShape` of every parameter of ``target`` against ``base``.
 
@@ -234,6 +252,16 @@ def infshapes(
     weights), biases and norm scales fan-in 1, and attention kernels by their module's name:
     ``query``/``key``/``value`` ``(features, heads, head_dim)``, ``out`` ``(heads, head_dim,
     features)`` (linen's ``MultiHeadDotProductAttention``, nnx's ``MultiHeadAttention``).
+    A layer stack's parameters (``nn.scan``, ``nn.vmap``, ``nnx.vmap``: one leading axis per
+    level) get their layer's fans and role: the stack axes are found from the layouts
+    (:func:`flaxinit.tooling.detect_stacks`: a stacked module's biases, norm scales or
+    attention kernels hold one more axis) or given by ``stacked=``.
+
+    It warns (:class:`LayoutWarning`) where it has to guess: a parameter whose layout Flax's
+    layouts do not tell (a name no Flax layer uses, ``w``; a kernel of rank 3 or more of a
+    module named ``*einsum*``), read as ``(..., in, out)``, where that reading makes its
+    fan-in grow (a hidden or output role); and a growing model with no output-role parameter
+    (a readout tied to the embedding, unless ``tied_readout=True``).
 
     Args:
       base: the base model's parameters (where every rule is the identity).
@@ -241,9 +269,17 @@ def infshapes(
       delta: optional, the model at another width in every dimension that grows.
       fans: per path glob (``"*/qkv/kernel"``), the §7 fan options of a kernel Flax's
         layouts do not tell (``{"in_axis": 0, "out_axis": (1, 2)}`` or ``{"einsum":
-        "btd,dnh->btnh"}``); or a callable ``(path, shape) -> options or None``.
+        "btd,dnh->btnh"}``); or a callable ``(path, shape) -> options or None``. An option
+        describes the parameter without the stack axes ``stacked=`` gives it (as stored if
+        ``stacked=`` gives none).
       blocks: path globs (or a callable ``path -> bool``) of the parameters inside residual
         blocks, for the depth rules (``lr_multipliers(..., depth=...)``).
+      stacked: per path glob, the number of leading stack axes of a parameter (``{"encoder/*":
+        1}``), or a callable ``(path, shape) -> count or None``; paths it leaves out keep the
+        stacks found from the layouts.
+      tied_readout: the model reads out through its embedding table with
+        :class:`~flaxinit.mup.Readout` ``(tied=True)``, so no parameter has the output role
+        (no warning).
 
     Returns:
       A tree like ``target``'s parameters (for linen variables, their ``params``), with an
@@ -252,6 +288,9 @@ def infshapes(
     Raises:
       ValueError: the trees do not hold the same parameters with the same ranks, or a
         growing axis of a kernel is neither its input nor its output (pass ``fans=``).
+
+    Warns:
+      LayoutWarning: a guessed layout, or no readout in a growing model (see above).
 
     Examples:
       >>> import jax, jax.numpy as jnp, flax.linen as nn
@@ -275,12 +314,17 @@ def infshapes(
         raise ValueError(
             f"delta does not hold the same parameters as base: {sorted(set(flat_delta) ^ set(base_by_path))[:5]}"
         )
-    shapes = []
+    detected = detect_stacks([(path, tuple(leaf.shape)) for path, leaf in flat_target])
+    shapes, options = [], {}
     for path, leaf in flat_target:
         shape = tuple(leaf.shape)
         d = None if flat_delta is None else tuple(flat_delta[path].shape)
-        option = _fan_option(fans, path, shape)
-        shapes.append(_infshape(path, tuple(base_by_path[path].shape), shape, d, option, _in_block(blocks, path)))
+        options[path] = option = _fan_option(fans, path, shape)
+        # a fans= option describes the parameter without the stack axes stacked= gives it; with
+        # none given, as stored (layouts' stacks are not guessed under an explicit option)
+        k = _stack_axes(stacked, path, shape, detected if option is None else {})
+        shapes.append(_infshape(path, tuple(base_by_path[path].shape), shape, d, option, _in_block(blocks, path), k))
+    _warn_guesses(shapes, options, bool(tied_readout))
     treedef = jax.tree_util.tree_structure(tree, is_leaf=_is_param)
     return jax.tree_util.tree_unflatten(treedef, shapes)
 

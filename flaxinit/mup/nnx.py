@@ -29,6 +29,7 @@ class Readout(nnx.Module):
         kernel_init: Any = None,
         rngs: nnx.Rngs,
     ):
+        self.base_width = base_width
         self.m_in = in_features / base_width
         self.output_mult, self.tied = output_mult, tied
         if not tied:

@@ -14,6 +14,9 @@ package of the project reaches into another's private modules:
 * :func:`nnx_call_hook`: the outputs of a ``flax.nnx`` model's own layers while it runs
   (``flaxinit.lsuv``), and :func:`nnx_intercept_calls`, every call of some nnx classes,
   around the call (``mc.audit``);
+* Flax's parameter layouts: :func:`axis_kinds` (which axes of a parameter feed its fans),
+  :func:`detect_stacks` (a layer stack's axes, from a parameter tree), :func:`initializer_shape`
+  (the shape a Flax layer draws a parameter in); :mod:`flaxinit.mup` and ``mc.audit`` read them;
 * argument checks, the same ones flaxinit's factories use (one message and one exception
   type per mistake): :func:`check_int`, :func:`check_real`, :func:`check_choice`,
   :func:`check_key`.
@@ -21,6 +24,7 @@ package of the project reaches into another's private modules:
 
 from flaxinit._calls import nnx_call_hook, nnx_intercept_calls
 from flaxinit._checks import check_choice, check_int, check_key, check_real
+from flaxinit._layouts import axis_kinds, detect_stacks, guessed_layout, initializer_shape
 from flaxinit.tooling._cli import ArgumentParser, UsageError, positive_int, run_command
 from flaxinit.tooling._io import atomic_path, to_json, write_csv, write_json, write_text
 from flaxinit.tooling._machine import cpu_model, machine
@@ -31,12 +35,16 @@ __all__ = [
     "ArgumentParser",
     "UsageError",
     "atomic_path",
+    "axis_kinds",
     "check_choice",
     "check_int",
     "check_key",
     "check_real",
     "colormap",
     "cpu_model",
+    "detect_stacks",
+    "guessed_layout",
+    "initializer_shape",
     "machine",
     "new_figure",
     "nnx_call_hook",
