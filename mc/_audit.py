@@ -26,9 +26,8 @@ size and device count.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import math
-import re
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,9 +35,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxinit.tooling import check_int, check_real
+from flaxinit.tooling import check_int, check_real, initializer_shape
 from mc import _capture
+from mc._cache import ProgramCache
 from mc._engine import BLOCK, Accumulator, Engine
+from mc._model import Layout, Model, as_model, check_call_options, trace_layout
 from mc._protocols import Task, as_key, prng_name
 from mc._results import _AsDict
 
@@ -174,106 +175,11 @@ class CorrelationResult:
         return out
 
 
-# --- the two model APIs -----------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class _Model:
-    """A model as pure functions: ``init(key, x) -> variables`` and
-    ``apply(variables, x, probes, key) -> (y, records, capture layout)`` (:mod:`mc._capture`),
-    with every RNG stream the model asks for while it runs drawn from ``key``; ``probes=None``
-    adds nothing."""
-
-    name: str
-    api: str
-    init: Callable[[jax.Array, jax.Array], Any]
-    apply: Callable[[Any, jax.Array, Any, jax.Array], tuple[jax.Array, Any, _capture.Layout]]
-    streams: list[str] = dataclasses.field(default_factory=list)
-
-
-def _stream_keys(key: jax.Array, streams: Sequence[str]) -> dict[str, jax.Array]:
-    """One key per named RNG stream, from the iteration's key and the stream's name."""
-    return {name: jax.random.fold_in(key, zlib.crc32(name.encode())) for name in streams}
-
-
-def _linen(model, method: str | None, call_kwargs: dict[str, Any]) -> _Model:
-    def init(key, x):
-        return model.init({"params": key, **_stream_keys(key, m.streams)}, x, method=method, **call_kwargs)
-
-    def apply(variables, x, probes, key):
-        mutable = [c for c in variables if c != "params"] or False  # batch statistics: updated, dropped
-        (y, _), records, layout = _capture.linen_apply(
-            model, variables, x, probes, rngs=_stream_keys(key, m.streams), method=method, mutable=mutable,
-            **call_kwargs,
-        )  # fmt: skip
-        return y, records, layout
-
-    m = _Model(type(model).__name__, "linen", init, apply)
-    return m
-
-
-def _nnx(factory, method: str | None, call_kwargs: dict[str, Any]) -> _Model:
-    from flax import nnx
-
-    graph = {}
-
-    def init(key, x):
-        # the engine lays iterations along its own mesh: sharding annotations
-        # (nnx.with_partitioning) stay metadata, as linen's boxes do
-        with nnx.use_eager_sharding(False):
-            model = factory(nnx.Rngs(key))
-        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-        graph["def"] = graphdef
-        return params, rest
-
-    def apply(state, x, probes, key):
-        # new Variables in this trace (batch statistics and RNG counts are updated in place)
-        model = nnx.merge(graph["def"], *jax.tree.map(lambda leaf: leaf, state))
-        return _capture.nnx_apply(model, x, probes, method=method, call_kwargs=call_kwargs)
-
-    name = getattr(factory, "__name__", type(factory).__name__)
-    return _Model(name, "nnx", init, apply)
-
-
-def _as_model(model: Any, method: Any = None, call_kwargs: Any = None) -> _Model:
-    import flax.linen as nn
-
-    if method is not None and not isinstance(method, str):
-        raise TypeError(f"method must be the name of the model's method to call, got {method!r}")
-    if call_kwargs is None:
-        call_kwargs = {}
-    if not isinstance(call_kwargs, Mapping) or not all(isinstance(k, str) for k in call_kwargs):
-        raise TypeError(
-            f"call_kwargs must be a mapping of keyword arguments (e.g. {{'train': True}}), got {call_kwargs!r}"
-        )
-    call_kwargs = dict(call_kwargs)
-    if isinstance(model, nn.Module):
-        if method is not None and not callable(getattr(model, method, None)):
-            raise ValueError(f"method must name a method of {type(model).__name__}, got {method!r}")
-        return _linen(model, method, call_kwargs)
-    if callable(model):
-        return _nnx(model, method, call_kwargs)
-    raise TypeError(
-        f"model must be a flax.linen Module or a flax.nnx factory (rngs -> Module), got {type(model).__name__}"
-    )
-
-
 # --- the statistic --------------------------------------------------------------------------------
 
 
-def _params_of(model: _Model, params: Any) -> Any:
-    """The trainable parameters: linen's ``params`` collection, nnx's ``nnx.Param`` state."""
-    return params["params"] if model.api == "linen" else params[0]
-
-
-def _with_params(model: _Model, full: Any, trainable: Any) -> Any:
-    if model.api == "linen":
-        return {**full, "params": trainable}
-    return (trainable, full[1])
-
-
 def _sum(x: jax.Array, stacked: int = 0) -> jax.Array:
-    """The sum over the axes after the first ``stacked`` (the layer's index in its stacks), flat.
+    """The sum over the axes after the first ``stacked`` (the index in its stacks), flat.
 
     The statistic is always compiled for the same batch shape (``_at_once``), so XLA's own
     reduction order is fixed too: no need for ``tree_sum``'s spelled-out order, and a much
@@ -285,120 +191,48 @@ def _square(x: jax.Array) -> jax.Array:
     return jnp.square(jnp.abs(x)) if jnp.iscomplexobj(x) else x * x
 
 
-def _draw_inputs(inputs: jax.Array, fresh: bool):
-    if fresh:
-        return lambda k: jax.random.normal(k, inputs.shape, jnp.float32)
-    return lambda k: inputs
-
-
 def _loss_fn(loss: Callable | None) -> Callable[[jax.Array], jax.Array]:
     if loss is None:  # a cotangent of ones at the output
         return lambda y: jnp.sum(y, dtype=jnp.float32)
     return loss
 
 
-@dataclasses.dataclass(frozen=True)
-class _Layout:
-    """What one abstract pass found: the capture's layout and its records' shapes (the probes'
-    template); per layer ``(template, stack dims, shape)``, per parameter ``(path, stacked
-    axes, shape)``."""
-
-    capture: _capture.Layout
-    records: Any
-    layers: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
-    params: tuple[tuple[str, int, tuple[int, ...]], ...]
-    groups: tuple[int, ...]
-
-    def rows(self) -> list[tuple[int, tuple[int, ...]]]:
-        """``(layer entry, index in its stacks)`` in call order."""
-        return _capture.call_order([(t, dims, g) for (t, dims, _), g in zip(self.layers, self.groups, strict=True)])
-
-    def probes(self) -> Any:
-        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), self.records)
+#: The layer statistics, in the order the statistic vector holds them (each over every layer row).
+_LAYER_STATS = ("mean_abs", "mean_square", "zero_fraction", "grad_square")
 
 
-def _discover_streams(model: _Model, x: jax.Array) -> None:
-    """The RNG streams a linen model asks for when it runs (``dropout``, or names of its own):
-    applied abstractly with none, then with each stream it asked for."""
-    from flax import errors
-
-    while True:
-        try:
-            key = jax.random.key(0)
-            jax.eval_shape(lambda k: model.apply(model.init(k, x), x, None, k)[0], key)
-            return
-        except errors.InvalidRngError as e:
-            match = re.search(r'needs PRNG for "([^"]+)"', str(e))
-            if match is None or match.group(1) in model.streams:
-                raise
-            model.streams.append(match.group(1))
-
-
-def _layout(model: _Model, x: jax.Array) -> _Layout:
-    """The layers (call order) and parameters, with their shapes, from one abstract pass."""
-    if model.api == "linen":
-        _discover_streams(model, x)
-    found: dict[str, Any] = {}
-
-    def trace(key, x):
-        full = model.init(key, x)
-        y, records, layout = model.apply(full, x, None, key)
-        found["layout"] = layout
-        flat = _capture.flat_paths(_params_of(model, full))
-        found["paths"] = [p for p, _ in flat]
-        return y, records, [leaf for _, leaf in flat]
-
-    y, records, leaves = jax.eval_shape(trace, jax.random.key(0), x)
-    params = list(zip(found["paths"], leaves, strict=True))
-    if not isinstance(y, jax.ShapeDtypeStruct):
-        raise TypeError(f"the model's output must be one array, got {jax.tree_util.tree_structure(y)}")
-    layout = found["layout"]
-    layers, groups = [], []
-    for template, out, group in _capture.entries(layout, records):
-        k = template.count(_capture.SLOT)
-        layers.append((template, tuple(out.shape[:k]), tuple(out.shape[k:])))
-        groups.append(group)
-    stacked = _capture.stacked_params(layout, [(p, tuple(leaf.shape)) for p, leaf in params])
-    params_out = tuple((p, stacked.get(p, 0), tuple(leaf.shape)) for p, leaf in params)
-    return _Layout(layout, records, tuple(layers), params_out, tuple(groups))
-
-
-def _audit_engine(model: _Model, layout: _Layout, inputs, fresh: bool, loss) -> Engine:
-    draw_x = _draw_inputs(inputs, fresh)
+def _audit_engine(model: Model, layout: Layout, shape: tuple[int, ...], fresh: bool, loss) -> Engine:
+    """The audit's statistic: ``(key, inputs) -> [1, stats]``, sums over elements per layer row
+    (each of :data:`_LAYER_STATS` over every row), then per parameter (and index in its stacks)
+    the sums of squares of its entries and of their gradients; the host divides."""
     loss_fn = _loss_fn(loss)
+    stacked = {path: k for path, k, _ in layout.params}
 
-    def stat(k):  # [1, stats]: sums over elements per layer (and index in its stacks); the host divides
+    def stat(k, inputs=None):  # inputs: None where fresh ones are drawn
         k_init, k_x = jax.random.split(k)
-        x = draw_x(k_x)
+        x = jax.random.normal(k_x, shape, jnp.float32) if fresh else inputs
         full = model.init(k_init, x)
 
         def objective(trainable, probes):
-            y, records, _ = model.apply(_with_params(model, full, trainable), x, probes, k_init)
+            y, records, _ = model.apply(model.with_params(full, trainable), x, probes, k_init)
             return loss_fn(y), records
 
-        trainable = _params_of(model, full)
+        trainable = model.params(full)
         (grad_params, grad_records), records = jax.grad(objective, argnums=(0, 1), has_aux=True)(
             trainable, layout.probes()
         )
-        sums = []
-        outputs = _capture.entries(layout.capture, records)
-        gradients = _capture.entries(layout.capture, grad_records)
-        for (template, a, _), (_, g, _) in zip(outputs, gradients, strict=True):
-            k = template.count(_capture.SLOT)
-            sums += [
-                _sum(jnp.abs(a), k),
-                _sum(_square(a), k),
-                _sum((a == 0).astype(jnp.float32), k),
-                _sum(_square(g), k),
-            ]
+        sums = [
+            layout.flat_sum(records, jnp.abs),
+            layout.flat_sum(records, _square),
+            layout.flat_sum(records, lambda a: (a == 0).astype(jnp.float32)),
+            layout.flat_sum(grad_records, _square),
+        ]
         grad_flat = dict(_capture.flat_paths(grad_params))
-        stacked = {path: k for path, k, _ in layout.params}
         for path, w in _capture.flat_paths(trainable):
-            g = grad_flat[path]
-            sums += [_sum(_square(w), stacked[path]), _sum(_square(g), stacked[path])]
+            sums += [_sum(_square(w), stacked[path]), _sum(_square(grad_flat[path]), stacked[path])]
         return jnp.concatenate(sums)[None]
 
-    width = 4 * sum(math.prod(dims) for _, dims, _ in layout.layers)
+    width = len(_LAYER_STATS) * sum(math.prod(dims) for _, dims, _ in layout.layers)
     width += 2 * sum(math.prod(shape[:k]) for _, k, shape in layout.params)
     size = sum(math.prod(dims) * math.prod(s) for _, dims, s in layout.layers) + sum(
         math.prod(s) for _, _, s in layout.params
@@ -421,49 +255,53 @@ def _rms(mean_square: float, se: float) -> tuple[float, float]:
     return rms, (se / (2 * rms) if rms > 0 else 0.0)
 
 
-def _expected_std(init: Any, path: str, shape: tuple[int, ...]) -> float | None:
-    if init is None or not path.endswith("kernel") or not hasattr(init, "stddev"):
+def _init_of(init: Any, path: str) -> Any:
+    """The initializer ``audit(init=...)`` gives a parameter: one for every kernel (a parameter
+    named ``kernel``), or per path glob (the first that matches)."""
+    if isinstance(init, Mapping):
+        return next((i for glob, i in init.items() if fnmatch.fnmatchcase(path, glob)), None)
+    return init if path.rsplit("/", 1)[-1] == "kernel" else None
+
+
+def _expected_std(init: Any, path: str, shape: tuple[int, ...], stacked: int) -> float | None:
+    """The std ``init`` draws for the parameter as its Flax layer calls it (attention kernels
+    flat, :func:`flaxinit.tooling.initializer_shape`); None where unknown."""
+    init = _init_of(init, path)
+    if init is None or not hasattr(init, "stddev"):
         return None
     try:
-        return float(init.stddev(shape))
+        return float(init.stddev(initializer_shape(path, shape, stacked=stacked)))
     except (TypeError, ValueError):
         return None
 
 
-def _finalize_audit(model: _Model, layout: _Layout, fresh: bool, init: Any, prng: str):
+def _finalize_audit(model: Model, layout: Layout, fresh: bool, init: Any, prng: str):
+    rows = sum(math.prod(dims) for _, dims, _ in layout.layers)
+    positions = layout.positions()
+
     def finalize(acc: Accumulator) -> AuditResult:
         means, ses = acc.moments()
-        at = 0
-
-        def take(stats: int, count: int) -> list[list[tuple[float, float]]]:
-            """``stats`` statistics of ``count`` indices, stored statistic-major: per index."""
-            nonlocal at
-            block = list(zip(means[at : at + stats * count], ses[at : at + stats * count], strict=True))
-            at += stats * count
-            return [[block[s * count + i] for s in range(stats)] for i in range(count)]
-
-        measured = {}
-        for e, (template, dims, shape) in enumerate(layout.layers):
-            count = math.prod(shape)
-            for index, stats in zip(np.ndindex(dims), take(4, math.prod(dims)), strict=True):
-                (a, a_se), (sq, sq_se), (z, z_se), (g, g_se) = stats
-                rms, rms_se = _rms(sq / count, sq_se / count)
-                grad, grad_se = _rms(g / count, g_se / count)
-                path = _capture.indexed(template, index)
-                measured[e, index] = LayerAudit(
-                    path, shape, a / count, rms, z / count, grad, a_se / count, rms_se, z_se / count, grad_se
-                )
-        layers = [measured[row] for row in layout.rows()]
-        params = []
+        layers = []
+        for (e, index), path in zip(layout.rows(), layout.row_paths(), strict=True):
+            count = math.prod(layout.layers[e][2])
+            (a, a_se), (sq, sq_se), (z, z_se), (g, g_se) = (
+                (means[s * rows + positions[e, index]], ses[s * rows + positions[e, index]])
+                for s in range(len(_LAYER_STATS))
+            )
+            rms, rms_se = _rms(sq / count, sq_se / count)
+            grad, grad_se = _rms(g / count, g_se / count)
+            layers.append(LayerAudit(path, layout.layers[e][2], a / count, rms, z / count, grad, a_se / count, rms_se,
+                                     z_se / count, grad_se))  # fmt: skip
+        params, at = [], len(_LAYER_STATS) * rows
         for path, k, full_shape in layout.params:
-            shape = full_shape[k:]
-            count = math.prod(shape)
-            for index, stats in zip(np.ndindex(full_shape[:k]), take(2, math.prod(full_shape[:k])), strict=True):
-                (sq, sq_se), (g, g_se) = stats
-                rms, rms_se = _rms(sq / count, sq_se / count)
-                grad, grad_se = _rms(g / count, g_se / count)
-                name = path + "".join(f"[{i}]" for i in index)
-                params.append(ParamAudit(name, shape, rms, grad, rms_se, grad_se, _expected_std(init, path, shape)))
+            shape, count, n = full_shape[k:], math.prod(full_shape[k:]), math.prod(full_shape[:k])
+            expected = _expected_std(init, path, full_shape, k)
+            for i, index in enumerate(np.ndindex(full_shape[:k])):
+                rms, rms_se = _rms(means[at + i] / count, ses[at + i] / count)
+                grad, grad_se = _rms(means[at + n + i] / count, ses[at + n + i] / count)
+                name = path + "".join(f"[{j}]" for j in index)
+                params.append(ParamAudit(name, shape, rms, grad, rms_se, grad_se, expected))
+            at += 2 * n
         inputs = "normal" if fresh else "fixed"
         return AuditResult(model.name, model.api, inputs, acc.iterations_done, tuple(layers), tuple(params), prng)
 
@@ -478,20 +316,42 @@ def _check_inputs(inputs: Any, fresh: bool) -> jax.Array:
     return jnp.asarray(inputs)
 
 
+def _check_init(init: Any) -> Any:
+    if init is None or hasattr(init, "stddev") or callable(init):
+        return init
+    if isinstance(init, Mapping) and all(isinstance(glob, str) for glob in init):
+        return dict(init)
+    raise TypeError(f"init must be an initializer, or a mapping of parameter path globs to initializers, got {init!r}")
+
+
+#: Built audits of recent models: ``(Model, Layout, Engine)`` by everything that determines the
+#: compiled statistic (the model and how it is called, the inputs' shape and dtype, the loss):
+#: a second audit of the same model compiles nothing.
+_BUILT: ProgramCache[tuple[Model, Layout, Engine]] = ProgramCache(16)
+
+
 def audit_task(
     model, inputs, iterations, *, key, fresh_inputs=False, loss=None, init=None, call_kwargs=None, method=None,
-    prng="philox",
+    output=None, prng="philox",
 ) -> Task:  # fmt: skip
     """The task behind :func:`audit` (same arguments), not yet run."""
     key, iterations = as_key(key, prng), check_int(iterations, "iterations")
-    inputs = _check_inputs(inputs, bool(fresh_inputs))
+    fresh = bool(fresh_inputs)
+    inputs = _check_inputs(inputs, fresh)
     if loss is not None and not callable(loss):
         raise TypeError(f"loss must be a function of the model's output returning a scalar, got {loss!r}")
-    m = _as_model(model, method, call_kwargs)
-    layout = _layout(m, inputs)
-    engine = _audit_engine(m, layout, inputs, bool(fresh_inputs), loss)
-    finalize = _finalize_audit(m, layout, bool(fresh_inputs), init, prng_name(key))
-    return Task(f"audit {m.name}", engine, key, iterations, finalize)
+    init = _check_init(init)
+    check_call_options(method, call_kwargs, output)
+
+    def build():
+        m = as_model(model, method, call_kwargs, output)
+        layout = trace_layout(m, inputs)
+        return m, layout, _audit_engine(m, layout, inputs.shape, fresh, loss)
+
+    signature = ("audit", model, method, call_kwargs, output, jax.typeof(inputs), fresh, loss, jax.default_backend())
+    m, layout, engine = _BUILT.get(signature, build)
+    finalize = _finalize_audit(m, layout, fresh, init, prng_name(key))
+    return Task(f"audit {m.name}", engine, key, iterations, finalize, data=None if fresh else inputs)
 
 
 def audit(
@@ -505,6 +365,7 @@ def audit(
     init: Any = None,
     call_kwargs: Mapping[str, Any] | None = None,
     method: str | None = None,
+    output: int | str | Callable[[Any], jax.Array] | None = None,
     chunk_size: int | None = None,
 ) -> AuditResult:
     """Per-layer forward and backward magnitudes of a Flax model, over many initializations.
@@ -518,6 +379,10 @@ def audit(
     as if it were not there. What is recorded for training-mode layers (batch statistics,
     dropout), RNG streams and stacks: ``docs/audit.md``.
 
+    A second audit of the same model (equal linen Modules, the same nnx factory), called the
+    same way on inputs of the same shape and dtype, reuses the first's compiled program (the
+    16 most recent are kept); the inputs' values are an argument of it.
+
     Args:
       model: a ``flax.linen`` Module, or a ``flax.nnx`` factory ``rngs -> Module`` (called
         with ``nnx.Rngs(key)`` once per iteration).
@@ -529,12 +394,21 @@ def audit(
         instead of reusing ``inputs``.
       loss: a function of the model's output returning a scalar, differentiated for the
         backward pass; default: the sum of the outputs (a cotangent of ones).
-      init: the initializer of the model's kernels, for :attr:`ParamAudit.expected_std`.
+      init: for :attr:`ParamAudit.expected_std` only (the model draws its parameters with
+        its own initializers): the initializer every kernel (a parameter named ``kernel``)
+        was drawn with, or a mapping of path globs to initializers (``{"*/embedding":
+        flaxinit.normal(1.0), "*/kernel": flaxinit.lecun_normal()}``, the first glob that
+        matches wins) for a model that mixes them. The std is the one it draws for the
+        parameter as its layer calls it: attention kernels flat (``(features, heads *
+        head_dim)``), as linen and nnx draw them.
       call_kwargs: keyword arguments of every call of the model (``{"train": True}``): a
         linen model runs with its non-parameter collections mutable (BatchNorm's batch
         statistics; the updates are dropped) and with every RNG stream it asks for
         (``dropout``, names of its own) drawn from the iteration's key.
       method: the name of the model's method to call instead of ``__call__``.
+      output: what the model returns, when not one array: the index (a tuple) or key (a
+        dict) of its output, or a function of the return value (``lambda r: r[0]``); the
+        backward pass starts there, and it is the ``"(output)"`` layer.
       chunk_size: initializations each device runs per call (see :func:`mc.standard_test`);
         those evaluated at once are fixed by the model's memory, so the bits never change.
 
@@ -553,7 +427,7 @@ def audit(
     """
     task = audit_task(
         model, inputs, iterations, key=key, fresh_inputs=fresh_inputs, loss=loss, init=init, call_kwargs=call_kwargs,
-        method=method,
+        method=method, output=output,
     )  # fmt: skip
     return task.run(chunk_size=None if chunk_size is None else check_int(chunk_size, "chunk_size"))
 
@@ -561,23 +435,20 @@ def audit(
 # --- correlation maps -------------------------------------------------------------------------------
 
 
-def _cmap_engine(model: _Model, layout: _Layout, shape: tuple[int, ...], c: float) -> Engine:
+def _cmap_engine(model: Model, layout: Layout, shape: tuple[int, ...], c: float) -> Engine:
     partner = math.sqrt(max(0.0, 1.0 - c * c))
 
-    def cosine(a, b, stacked=0):
-        return _sum(a * b, stacked) / jnp.sqrt(_sum(a * a, stacked) * _sum(b * b, stacked))
-
-    def stat(k):  # [1, 1 + layers]: the inputs' cosine, then each layer's (and index's)
+    def stat(k):  # [1, 1 + layer rows]: the inputs' cosine, then each layer row's
         k_init, k_1, k_2 = jax.random.split(k, 3)
         z1 = jax.random.normal(k_1, shape, jnp.float32)
         z2 = jax.random.normal(k_2, shape, jnp.float32)
         x1, x2 = z1, c * z1 + partner * z2
         full = model.init(k_init, x1)
-        first = _capture.entries(layout.capture, model.apply(full, x1, None, k_init)[1])
-        second = _capture.entries(layout.capture, model.apply(full, x2, None, k_init)[1])
-        cosines = [cosine(x1, x2)]
-        cosines += [cosine(a, b, t.count(_capture.SLOT)) for (t, a, _), (_, b, _) in zip(first, second, strict=True)]
-        return jnp.concatenate(cosines)[None]
+        first, second = model.apply(full, x1, None, k_init)[1], model.apply(full, x2, None, k_init)[1]
+        dot = layout.flat_sum(jax.tree.map(jnp.multiply, first, second), lambda v: v)
+        norms = layout.flat_sum(first, _square) * layout.flat_sum(second, _square)
+        inputs = _sum(x1 * x2) / jnp.sqrt(_sum(x1 * x1) * _sum(x2 * x2))
+        return jnp.concatenate([inputs, dot / jnp.sqrt(norms)])[None]
 
     size = 2 * (
         sum(math.prod(dims) * math.prod(s) for _, dims, s in layout.layers)
@@ -588,28 +459,36 @@ def _cmap_engine(model: _Model, layout: _Layout, shape: tuple[int, ...], c: floa
                   at_once=_at_once(per_iteration))  # fmt: skip
 
 
-def correlation_task(model, inputs_shape, c, iterations, *, key, call_kwargs=None, method=None, prng="philox") -> Task:
+def correlation_task(
+    model, inputs_shape, c, iterations, *, key, call_kwargs=None, method=None, output=None, prng="philox"
+) -> Task:
     """The task behind :func:`correlation_map` (same arguments), not yet run."""
     key, iterations = as_key(key, prng), check_int(iterations, "iterations")
     c = check_real(c, "c")
     if not -1.0 <= c <= 1.0:
         raise ValueError(f"c must be a correlation in [-1, 1], got {c}")
     shape = tuple(check_int(d, "each dimension of inputs_shape") for d in inputs_shape)
-    m = _as_model(model, method, call_kwargs)
-    layout = _layout(m, jnp.zeros(shape, jnp.float32))
-    positions = {(e, i): n for n, (e, i) in enumerate((e, i) for e, (_, dims, _) in enumerate(layout.layers)
-                                                      for i in np.ndindex(dims))}  # fmt: skip
+    check_call_options(method, call_kwargs, output)
+
+    def build():
+        m = as_model(model, method, call_kwargs, output)
+        layout = trace_layout(m, jnp.zeros(shape, jnp.float32))
+        return m, layout, _cmap_engine(m, layout, shape, c)
+
+    signature = ("correlation", model, method, call_kwargs, output, shape, c, jax.default_backend())
+    m, layout, engine = _BUILT.get(signature, build)
+    positions = layout.positions()
     prng_used = prng_name(key)
 
     def finalize(acc: Accumulator) -> CorrelationResult:
         means, ses = acc.moments()
         layers = tuple(
-            (_capture.indexed(layout.layers[e][0], i), means[1 + positions[e, i]], ses[1 + positions[e, i]])
-            for e, i in layout.rows()
+            (path, means[1 + positions[row]], ses[1 + positions[row]])
+            for row, path in zip(layout.rows(), layout.row_paths(), strict=True)
         )
         return CorrelationResult(c, acc.iterations_done, means[0], ses[0], layers, prng_used)
 
-    return Task(f"correlation map {m.name} c={c:g}", _cmap_engine(m, layout, shape, c), key, iterations, finalize)
+    return Task(f"correlation map {m.name} c={c:g}", engine, key, iterations, finalize)
 
 
 def correlation_map(
@@ -621,6 +500,7 @@ def correlation_map(
     key: jax.Array | int,
     call_kwargs: Mapping[str, Any] | None = None,
     method: str | None = None,
+    output: int | str | Callable[[Any], jax.Array] | None = None,
 ) -> CorrelationResult:
     """How much a model at init keeps two inputs of correlation ``c`` apart, per layer (a C-map).
 
@@ -642,6 +522,7 @@ def correlation_map(
       call_kwargs: as for :func:`audit`; both inputs of an iteration see the same RNG
         streams (the same dropout mask).
       method: as for :func:`audit`.
+      output: as for :func:`audit`.
 
     Returns:
       A :class:`CorrelationResult` (layers in the audit's order), with the inputs' own mean
@@ -654,7 +535,10 @@ def correlation_map(
       >>> abs(r.correlation[0] - r.input_correlation) < 1e-5  # an orthogonal map keeps angles
       True
     """
-    return correlation_task(model, inputs_shape, c, iterations, key=key, call_kwargs=call_kwargs, method=method).run()
+    task = correlation_task(
+        model, inputs_shape, c, iterations, key=key, call_kwargs=call_kwargs, method=method, output=output
+    )
+    return task.run()
 
 
 __all__ = [

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jex_core
 
-from flaxinit import tooling
+from flaxinit import mup, tooling
 
 #: The name of the model's own output among the layers.
 OUTPUT = "(output)"
@@ -77,11 +77,13 @@ class Layout:
     """What one frame recorded: ``order`` of events (``("record", name)`` or
     ``("stack", kind, Layout)``), the frame's ``root`` (stack frames) and the shapes of the
     parameters the root holds inside the body (``params``: path -> shape), which tell which
-    of the model's parameters the stack holds stacked."""
+    of the model's parameters the stack holds stacked; and, for the model's own frame, the
+    ``facts`` its modules told while it ran (:func:`module_facts`)."""
 
     order: tuple[tuple[Any, ...], ...]
     root: str | None
     params: tuple[tuple[str, tuple[int, ...]], ...]
+    facts: tuple[tuple[str, str, Any], ...] = ()
 
 
 @dataclasses.dataclass(eq=False)
@@ -89,6 +91,8 @@ class _Frame:
     trace: Any
     probes: Any  # {"records": {name: array}, "stacks": (probes of each stack, ...)} or None
     parent: _Frame | None
+    kind: str | None = None  # the transform whose body this frame is ("scan", "vmap", "remat"); None: the model's
+    facts: dict[tuple[str, str], Any] = dataclasses.field(default_factory=dict)  # (fact, path) -> value (the model's)
     records: dict[str, jax.Array] = dataclasses.field(default_factory=dict)
     stacks: list[Any] = dataclasses.field(default_factory=list)  # the stacks' outputs
     order: list[tuple[Any, ...]] = dataclasses.field(default_factory=list)
@@ -119,7 +123,15 @@ class _Frame:
         return {"records": dict(self.records), "stacks": tuple(self.stacks)}
 
     def layout(self) -> Layout:
-        return Layout(tuple(self.order), self.root, tuple(self.params.items()))
+        facts = tuple((fact, path, value) for (fact, path), value in self.facts.items())
+        return Layout(tuple(self.order), self.root, tuple(self.params.items()), facts)
+
+    def tell(self, fact: str, path: str, value: Any = True) -> None:
+        """Keeps a fact a module told while the model ran, on the model's own frame."""
+        top = self
+        while top.parent is not None:
+            top = top.parent
+        top.facts.setdefault((fact, path), value)
 
     # a call: its path is active while it runs; the outermost call of the model's own frame is
     # the model itself, recorded by the caller as OUTPUT
@@ -132,6 +144,11 @@ class _Frame:
         if here and self.parent is not None and self.root is None:  # a stack's body: its first call is the root
             self.root = path
             self.params = {_join(path, p): tuple(leaf.shape) for p, leaf in params()}
+            # a remat body's first call inside a stack's body (nn.scan(nn.remat(Block))) is the stack's root too
+            frame = self
+            while frame.kind == "remat" and frame.parent.parent is not None and frame.parent.root is None:
+                frame = frame.parent
+                frame.root, frame.params = self.root, dict(self.params)
         self.active.append(path if here else None)
         try:
             out = run()
@@ -172,8 +189,8 @@ def _current() -> _Frame | None:
 
 
 @contextlib.contextmanager
-def _frame(probes: Any, parent: _Frame | None) -> Iterator[_Frame]:
-    frame = _Frame(_trace_state(), probes, parent)
+def _frame(probes: Any, parent: _Frame | None, kind: str | None = None) -> Iterator[_Frame]:
+    frame = _Frame(_trace_state(), probes, parent, kind)
     _frames().append(frame)
     try:
         yield frame
@@ -190,12 +207,12 @@ def _join(*parts: str) -> str:
 _REAL = {}
 
 
-def _probes_first(parent: _Frame, fun: Callable[..., Any], box: dict[str, Layout]) -> Callable[..., Any]:
-    """``fun`` as a transform's body that takes its frame's probes first and returns its
+def _probes_first(parent: _Frame, fun: Callable[..., Any], box: dict[str, Layout], kind: str) -> Callable[..., Any]:
+    """``fun`` as a ``kind`` transform's body that takes its frame's probes first and returns its
     records after its own output; the frame's layout (from the last trace) goes to ``box``."""
 
     def body(probes, *args, **kwargs):
-        with _frame(probes, parent) as frame:
+        with _frame(probes, parent, kind) as frame:
             y = fun(*args, **kwargs)
         box["layout"] = frame.layout()
         return y, frame.output()
@@ -209,7 +226,7 @@ def _scan(f, init, xs=None, length=None, reverse=False, unroll=1, **kwargs):
         return _REAL["scan"](f, init, xs, length, reverse, unroll, **kwargs)
     index, probes = parent.open_stack()
     box: dict[str, Layout] = {}
-    step = _probes_first(parent, f, box)
+    step = _probes_first(parent, f, box, "scan")
 
     def body(carry, packed):  # (carry, (x, probes)) -> (carry, (y, records))
         x, p = packed
@@ -231,7 +248,8 @@ def _vmap(fun, in_axes=0, out_axes=0, **kwargs):
         box: dict[str, Layout] = {}
         axes = tuple(in_axes) if isinstance(in_axes, list | tuple) else (in_axes,) * len(args)
         axes = (None if probes is None else 0, *axes)
-        y, out = _REAL["vmap"](_probes_first(parent, fun, box), axes, (out_axes, 0), **kwargs)(probes, *args, **kw)
+        body = _probes_first(parent, fun, box, "vmap")
+        y, out = _REAL["vmap"](body, axes, (out_axes, 0), **kwargs)(probes, *args, **kw)
         parent.close_stack(index, "vmap", box["layout"], out)
         return y
 
@@ -249,7 +267,7 @@ def _checkpoint(fun, **kwargs):
         static = kwargs.get("static_argnums", ())
         static = (static,) if isinstance(static, int) else tuple(static)
         shifted = {**kwargs, "static_argnums": tuple(i + 1 if i >= 0 else i for i in static)}
-        y, out = _REAL["checkpoint"](_probes_first(parent, fun, box), **shifted)(probes, *args, **kw)
+        y, out = _REAL["checkpoint"](_probes_first(parent, fun, box, "remat"), **shifted)(probes, *args, **kw)
         parent.close_stack(index, "remat", box["layout"], out)
         return y
 
@@ -281,14 +299,34 @@ def _capture(probes: Any) -> Iterator[_Frame]:
         yield top
 
 
-def linen_apply(model: Any, variables: Any, x: jax.Array, probes: Any, **apply_kwargs) -> tuple[Any, Any, Layout]:
+def _tell_facts(frame: _Frame, path: str, module: Any, method: str, args: tuple, kwargs: dict) -> None:
+    """What the μP checks need to know of a module that the parameters do not show: an
+    ``Einsum``'s equation (``"einsum"``), a :class:`flaxinit.mup.Readout` (``"readout"``:
+    ``(tied, base_width)``), an embedding read out through ``attend`` (``"attend"``)."""
+    if method == "attend":
+        frame.tell("attend", path)
+    if type(module).__name__ == "Einsum":
+        given = kwargs.get("einsum_str") or next((a for a in args[1:2] if isinstance(a, str)), None)
+        equation = given or getattr(module, "einsum_str", None)
+        if isinstance(equation, str):
+            frame.tell("einsum", path, equation.replace(" ", ""))
+    if isinstance(module, mup.linen.Readout | mup.nnx.Readout):
+        frame.tell("readout", path, (bool(module.tied), int(module.base_width)))
+
+
+def linen_apply(
+    model: Any, variables: Any, x: jax.Array, probes: Any, select: Callable[[Any], Any] | None = None, **apply_kwargs
+) -> tuple[Any, Any, Layout]:
     """``model.apply(variables, x, **apply_kwargs)`` under a capture: ``(apply's return,
-    the records (the capture's output tree), their layout)``."""
+    the records (the capture's output tree), their layout)``; ``select`` picks the model's
+    output (the array recorded as :data:`OUTPUT`) from what it returns."""
     import flax.linen as nn
 
     def interceptor(next_fun, args, kwargs, context):
-        return _frames()[-1].call(
-            "/".join(context.module.path),
+        frame, path = _frames()[-1], "/".join(context.module.path)
+        _tell_facts(frame, path, context.module, context.method_name, args, kwargs)
+        return frame.call(
+            path,
             lambda: flat_paths(context.module.variables.get("params", {})),
             lambda: next_fun(*args, **kwargs),
             layer_call=context.method_name == "__call__",
@@ -297,13 +335,14 @@ def linen_apply(model: Any, variables: Any, x: jax.Array, probes: Any, **apply_k
     with _capture(probes) as top, nn.intercept_methods(interceptor):
         result = model.apply(variables, x, **apply_kwargs)
         y, updates = result if apply_kwargs.get("mutable") else (result, None)
-        y = top.record(OUTPUT, y)
+        y = top.record(OUTPUT, y if select is None else select(y))
     return (y, updates), top.output(), top.layout()
 
 
 def nnx_apply(
-    model: Any, x: jax.Array, probes: Any, *, method: str | None, call_kwargs: dict
-) -> tuple[Any, Any, Layout]:
+    model: Any, x: jax.Array, probes: Any, *, method: str | None, call_kwargs: dict,
+    select: Callable[[Any], Any] | None = None,
+) -> tuple[Any, Any, Layout]:  # fmt: skip
     """``model.method(x, **call_kwargs)`` (``model(x, ...)`` without a method) under a capture."""
     from flax import nnx
 
@@ -313,11 +352,12 @@ def nnx_apply(
         def interceptor(call, module, args, kwargs):
             frame = _frames()[-1]
             path = _nnx_path(frame, module) if frame.here() else ""
+            _tell_facts(frame, path, module, "__call__", args, kwargs)
             return frame.call(path, lambda: flat_paths(nnx.state(module, nnx.Param)), lambda: call(*args, **kwargs))
 
         with tooling.nnx_intercept_calls({type(m) for _, m in top.modules.values()}, interceptor):
             y = (model if method is None else getattr(model, method))(x, **call_kwargs)
-            y = top.record(OUTPUT, y)
+            y = top.record(OUTPUT, y if select is None else select(y))
     return y, top.output(), top.layout()
 
 

@@ -457,10 +457,10 @@ def coord_batch(
 
 def _output_shape(name: str, factory: Callable[[int], Any], width: int, shape: tuple[int, ...], key) -> tuple[int, ...]:
     """The shape of a user's model's output at ``width`` on inputs of ``shape`` (one abstract pass)."""
-    from mc import _audit
+    from mc._model import as_model
 
     try:
-        m = _audit._as_model(factory(width))
+        m = as_model(factory(width))
         x = jax.ShapeDtypeStruct(shape, jax.numpy.float32)
 
         def forward(k, x):

@@ -13,10 +13,9 @@ rows depend only on ``(key, seeds)`` and that width's arguments, not on the othe
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,8 @@ import numpy as np
 import optax
 
 from flaxinit.tooling import check_int, check_real
-from mc import _audit, _capture
+from mc._cache import ProgramCache
+from mc._model import Layout, as_model, check_call_options
 from mc._protocols import as_key, prng_name
 from mc._training import LOSSES, OPTIMIZERS, PARAMETRIZATIONS, check_choice, check_sizes, loss_function, trainee
 
@@ -204,7 +204,7 @@ def plot_coord_data(
     save_figure(fig, path, dpi=110)
 
 
-def _width_program(t, layout, loss_fn, steps: int) -> Callable[..., Any]:
+def _width_program(t, layout: Layout, loss_fn, steps: int) -> Callable[..., Any]:
     """``(keys[seeds], inputs, targets, lr) -> (mean_abs[seeds, steps, layers], loss[seeds, steps])``, jitted.
 
     Steps ``1 .. steps - 1`` each record the forward pass and update (a ``lax.scan``); the
@@ -214,7 +214,7 @@ def _width_program(t, layout, loss_fn, steps: int) -> Callable[..., Any]:
     The seeds run ``vmap``-ed on accelerators; on CPUs one after another inside the same
     program (``lax.map``: XLA's CPU backend runs the batched matrix products of a ``vmap``
     about half as fast as the plain ones, measured in ``benchmarks/bench_coord.py``)."""
-    entries = [(template, dims, math.prod(shape)) for template, dims, shape in layout.layers]
+    counts = jnp.asarray([math.prod(shape) for _, dims, shape in layout.layers for _ in np.ndindex(dims)], jnp.float32)
 
     def one_seed(key, inputs, targets, lr):
         tx = t.optimizer(lr)
@@ -225,12 +225,7 @@ def _width_program(t, layout, loss_fn, steps: int) -> Callable[..., Any]:
             return loss_fn(y, targets), records
 
         def mean_abs(records):
-            return jnp.concatenate([
-                jnp.sum(jnp.abs(a), axis=tuple(range(template.count(_capture.SLOT), a.ndim)), dtype=jnp.float32
-                        ).reshape(-1) / count
-                for (template, _, count), (_, a, _) in zip(entries, _capture.entries(layout.capture, records),
-                                                           strict=True)
-            ])  # fmt: skip
+            return layout.flat_sum(records, jnp.abs) / counts
 
         def step(carry, _):
             params, opt_state = carry
@@ -253,22 +248,7 @@ def _width_program(t, layout, loss_fn, steps: int) -> Callable[..., Any]:
 #: Compiled programs of recent widths, by everything that determines them (not the learning
 #: rate, the batch's values or the keys, which are arguments): a second check of the same
 #: model compiles nothing.
-_PROGRAMS: collections.OrderedDict[Any, tuple[Any, Any, Callable[..., Any]]] = collections.OrderedDict()
-_PROGRAMS_KEPT = 32
-
-
-def _program_for(key: Any, build: Callable[[], tuple[Any, Any, Callable[..., Any]]]):
-    try:
-        hash(key)
-    except TypeError:  # unhashable options (a fans= dict): build afresh
-        return build()
-    if key in _PROGRAMS:
-        _PROGRAMS.move_to_end(key)
-        return _PROGRAMS[key]
-    _PROGRAMS[key] = built = build()
-    while len(_PROGRAMS) > _PROGRAMS_KEPT:
-        _PROGRAMS.popitem(last=False)
-    return built
+_PROGRAMS: ProgramCache[tuple[Any, Layout, Callable[..., Any]]] = ProgramCache(32)
 
 
 def coord_check(
@@ -289,6 +269,9 @@ def coord_check(
     blocks: Any = None,
     zero_query: bool = False,
     zero_output: bool = False,
+    call_kwargs: Mapping[str, Any] | None = None,
+    method: str | None = None,
+    output: int | str | Callable[[Any], jax.Array] | None = None,
     on_width: Callable[[int, list[CoordRow], list[float]], None] | None = None,
     done: dict[int, tuple[list[CoordRow], list[float]]] | None = None,
 ) -> CoordCheckResult:
@@ -304,9 +287,10 @@ def coord_check(
 
     Each width's compiled program is kept (the 32 most recent), keyed by ``model`` (the
     function itself: equal for a :func:`mc.width_model`, the same object otherwise), the
-    width and every option but ``lr``, the batch's values and ``key``, which are its
-    arguments: a second check of the same model compiles nothing. ``model`` is assumed to
-    build the same module every time it is called with a width.
+    width and every option (``fans`` and ``call_kwargs`` dicts included) but ``lr``, the
+    batch's values and ``key``, which are its arguments: a second check of the same model
+    compiles nothing. ``model`` is assumed to build the same module every time it is called
+    with a width.
 
     Args:
       model: ``width -> flax.linen Module``, or ``width -> flax.nnx factory`` (``rngs -> Module``).
@@ -329,6 +313,11 @@ def coord_check(
         attention is then uniform at init at every width).
       zero_output: under μP, the output weights (the readout's kernel) start at zero
         (microsoft/mup's other advice; the output is then 0 at ``t = 1``, with no slope).
+      call_kwargs: keyword arguments of every call of the model, as for :func:`mc.audit`
+        (``{"train": True}``: dropout drawn per seed and step from the seed's key).
+      method: the name of the model's method to call, as for :func:`mc.audit`.
+      output: what the model returns, when not one array (an index, a key, or a function of
+        the return value), as for :func:`mc.audit`: the loss is computed on it.
       on_width: called after each width with its rows and losses (progress, saving).
       done: rows and losses of widths already measured (``--resume``): not run again.
 
@@ -364,6 +353,7 @@ def coord_check(
     if not isinstance(loss, str) and not callable(loss):
         raise TypeError(f"loss must be one of {', '.join(LOSSES)} or a function, got {loss!r}")
     loss_fn = loss_function(loss)
+    call = check_call_options(method, call_kwargs, output)
     key = as_key(key, "philox")
     inputs, targets = jnp.asarray(inputs), jnp.asarray(targets)
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(seeds))
@@ -379,27 +369,22 @@ def coord_check(
             def build(width=width):
                 t, layout = trainee(
                     model, width, inputs, base=base_width, parametrization=parametrization, optimizer=optimizer,
-                    fans=fans, blocks=blocks, zero_query=zero_query, zero_output=zero_output,
+                    fans=fans, blocks=blocks, zero_query=zero_query, zero_output=zero_output, call=call,
                 )  # fmt: skip
                 return t, layout, _width_program(t, layout, loss_fn, steps)
 
             signature = (model, width, base_width, parametrization, optimizer, steps, loss, fans, blocks, zero_query,
-                         zero_output, jax.typeof(inputs), jax.typeof(targets), jax.default_backend())  # fmt: skip
-            t, layout, program = _program_for(signature, build)
+                         zero_output, call, jax.typeof(inputs), jax.typeof(targets), jax.default_backend())  # fmt: skip
+            t, layout, program = _PROGRAMS.get(signature, build)
             stats, step_losses = program(keys, inputs, targets, jnp.float32(lr))
             stats = np.asarray(stats, np.float64)  # [seeds, steps, layer entries]
             mean, se = stats.mean(axis=0), stats.std(axis=0, ddof=1) / math.sqrt(seeds)
-            positions, at = {}, 0
-            for e, (_, dims, _) in enumerate(layout.layers):
-                for index in np.ndindex(dims):
-                    positions[e, index] = at
-                    at += 1
-            width_rows = []
-            for s in range(steps):
-                for e, index in layout.rows():
-                    p = positions[e, index]
-                    path = _capture.indexed(layout.layers[e][0], index)
-                    width_rows.append(CoordRow(width, s + 1, path, float(mean[s, p]), float(se[s, p])))
+            positions = layout.positions()
+            width_rows = [
+                CoordRow(width, s + 1, path, float(mean[s, positions[row]]), float(se[s, positions[row]]))
+                for s in range(steps)
+                for row, path in zip(layout.rows(), layout.row_paths(), strict=True)
+            ]
             width_losses = [float(v) for v in np.asarray(step_losses, np.float64).mean(axis=0)]
             name = t.model.name
         if on_width is not None:
@@ -407,7 +392,7 @@ def coord_check(
         rows += width_rows
         losses.append(tuple(width_losses))
     if not name:  # every width was done before
-        name = _audit._as_model(model(widths[0])).name
+        name = as_model(model(widths[0]), *call).name
     return CoordCheckResult(name, parametrization, optimizer, lr, widths, base_width, steps, seeds, tuple(rows),
                             tuple(losses), prng_name(key))  # fmt: skip
 

@@ -64,7 +64,7 @@ MAX_BLOCKS = 2**31
 #: float32 values are integer multiples of 2**-149: the exact accumulators' unit.
 _UNIT_EXP = 149
 
-StatFn = Callable[[jax.Array], jax.Array]  # key -> float32[G, S]: one group of iterations
+StatFn = Callable[..., jax.Array]  # (key[, data]) -> float32[G, S]: one group of iterations
 
 
 def tree_sum(x: jax.Array, axis: int = 0, *, fused_levels: int = 2) -> jax.Array:
@@ -211,6 +211,10 @@ class Accumulator:
         )
 
 
+def _with_data(stat_fn: StatFn, data: Any, key: jax.Array) -> jax.Array:
+    return stat_fn(key, data)
+
+
 def _exact_ints(values: np.ndarray) -> list[int]:
     """float32 values as exact integers in units of 2**-149."""
     scaled = np.ldexp(values.astype(np.float64), _UNIT_EXP)  # exact: 24-bit mantissas
@@ -257,11 +261,13 @@ class Engine:
     shapes.
 
     Compiled kernels are kept on the engine (one per chunking and key type), so running it
-    again, with any key of the same type, does not recompile.
+    again, with any key of the same type (and data of the same shapes), does not recompile.
 
     Args:
       stat_fn: ``key -> float32[G, S]``: the statistics of ``G`` iterations from one key
-        (traced, vmapped).
+        (traced, vmapped); ``(key, data) -> float32[G, S]`` when runs pass ``data`` (arrays
+        every iteration reads, an argument of the compiled kernel rather than a constant in
+        it, so that other values of the same shapes run the same program).
       num_stats: ``S``.
       bytes_per_iteration: device memory one iteration needs (for default chunking).
       group: ``G``, a power of two up to ``BLOCK``; above 1 only for Philox keys (a group
@@ -296,25 +302,26 @@ class Engine:
         block_key = jax.random.fold_in(key, block_id)
         return jax.vmap(lambda j: jax.random.fold_in(block_key, j))(jnp.arange(BLOCK, dtype=jnp.uint32))
 
-    def _sub_chunks(self, keys: jax.Array, count: jax.Array, sub: int) -> jax.Array:
+    def _sub_chunks(self, stat: StatFn, keys: jax.Array, count: jax.Array, sub: int) -> jax.Array:
         """The block's values, ``sub`` iterations at a time, up to the last live one."""
         keys = keys.reshape(BLOCK // sub, sub // self.group, *keys.shape[1:])
 
         def step(i, values):
-            chunk = jax.vmap(self.stat_fn)(keys[i]).reshape(sub, self.num_stats).astype(jnp.float32)
+            chunk = jax.vmap(stat)(keys[i]).reshape(sub, self.num_stats).astype(jnp.float32)
             return jax.lax.dynamic_update_slice_in_dim(values, chunk, i * sub, axis=0)
 
         steps = (count.astype(jnp.int32) + (sub - 1)) // sub  # a partial block skips its dead sub-chunks
         return jax.lax.fori_loop(0, steps, step, jnp.zeros((BLOCK, self.num_stats), jnp.float32))
 
-    def _one_block(self, key, block_id, full_blocks, remainder, sub: int) -> tuple[jax.Array, jax.Array]:
+    def _one_block(self, key, block_id, full_blocks, remainder, data, sub: int) -> tuple[jax.Array, jax.Array]:
         """A block's float32 sum of each statistic and sum of squared deviations from its mean."""
         keys = self._group_keys(key, block_id)
         count = jnp.where(block_id < full_blocks, BLOCK, jnp.where(block_id == full_blocks, remainder, 0))
+        stat = self.stat_fn if data is None else functools.partial(_with_data, self.stat_fn, data)
         if sub == BLOCK:
-            values = jax.vmap(self.stat_fn)(keys)
+            values = jax.vmap(stat)(keys)
         else:  # a block too large to evaluate at once: `sub` iterations at a time
-            values = self._sub_chunks(keys, count, sub)
+            values = self._sub_chunks(stat, keys, count, sub)
         # materialized once: left to itself, XLA fuses the whole draw into each of the
         # block's two sums below and computes it twice (measured: about half the speed)
         values = jax.lax.optimization_barrier(values.reshape(BLOCK, self.num_stats).astype(jnp.float32))
@@ -331,13 +338,13 @@ class Engine:
         squares = jax.lax.optimization_barrier(deviations * deviations)
         return total, tree_sum(squares, 0)
 
-    def _device_blocks(self, key, first_block, full_blocks, remainder, *, chunk_blocks, sub, per_device):
+    def _device_blocks(self, key, first_block, full_blocks, remainder, data, *, chunk_blocks, sub, per_device):
         """One device's share of a call (inside ``shard_map``), all-gathered."""
         # this device's blocks: a contiguous run of ``per_device`` ids from the call's first
         start = first_block + jax.lax.axis_index("blocks").astype(jnp.uint32) * jnp.uint32(per_device)
         block_ids = start + jnp.arange(per_device, dtype=jnp.uint32)
         sums, m2s = jax.lax.map(
-            lambda b: self._one_block(key, b, full_blocks, remainder, sub), block_ids, batch_size=chunk_blocks
+            lambda b: self._one_block(key, b, full_blocks, remainder, data, sub), block_ids, batch_size=chunk_blocks
         )
         # every device (so every process) ends with every block's sums: one small all-gather
         return jax.lax.all_gather(sums, "blocks", tiled=True), jax.lax.all_gather(m2s, "blocks", tiled=True)
@@ -349,7 +356,7 @@ class Engine:
             mapped = jax.shard_map(
                 fn,
                 mesh=self.mesh,
-                in_specs=(replicated,) * 4,
+                in_specs=(replicated,) * 5,
                 out_specs=(replicated, replicated),
                 # the outputs are all-gathered, so replicated; this jax cannot infer that for all_gather
                 check_vma=False,
@@ -378,8 +385,10 @@ class Engine:
         acc: Accumulator,
         chunk_size: int | None = None,
         on_chunk: Callable[[Accumulator], None] | None = None,
+        data: Any = None,
     ) -> Accumulator:
-        """Runs the remaining blocks of ``acc`` (updated in place, also returned).
+        """Runs the remaining blocks of ``acc`` (updated in place, also returned); ``data``:
+        the arrays ``stat_fn`` reads besides its key (a pytree, replicated on every device).
 
         ``chunk_size`` is the iterations each device runs per call (rounded up to whole
         chunks); by default, about ``CALL_BYTES`` of work. It sets how often progress is
@@ -411,7 +420,7 @@ class Engine:
         kernel = self._kernel(chunk, sub, count // self.num_devices)
 
         def launch(start: int):
-            return start, kernel(key, np.uint32(start), full_blocks, remainder)
+            return start, kernel(key, np.uint32(start), full_blocks, remainder, data)
 
         pending = None if acc.done else launch(acc.blocks_done)
         while pending is not None:

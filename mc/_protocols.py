@@ -184,6 +184,8 @@ class Task(Generic[R]):
       key: the row's key.
       iterations: the iterations to run.
       finalize: turns the finished accumulator into the typed result.
+      data: the arrays the engine's statistic reads besides its key (the audit's inputs),
+        passed to every device call; None for a statistic of its key alone.
     """
 
     label: str
@@ -191,6 +193,7 @@ class Task(Generic[R]):
     key: jax.Array
     iterations: int
     finalize: Callable[[Accumulator], R]
+    data: Any = None
 
     def new_accumulator(self) -> Accumulator:
         """An empty accumulator for this task."""
@@ -204,7 +207,7 @@ class Task(Generic[R]):
     ) -> R:
         """Runs the iterations ``acc`` has not done yet (all, by default); returns the result."""
         acc = acc if acc is not None else self.new_accumulator()
-        return self.finalize(self.engine.run(self.key, acc, chunk_size, on_chunk))
+        return self.finalize(self.engine.run(self.key, acc, chunk_size, on_chunk, self.data))
 
 
 def standard_tasks(key, sizes, iterations, init, inputs="ones", prng="philox") -> list[Task[StandardResult]]:

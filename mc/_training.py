@@ -1,9 +1,11 @@
 """One model at one size, ready to train under μP or SP: what :func:`mc.coord_check` and
 :func:`mc.lr_transfer` share.
 
-A :class:`Trainee` holds the model as pure functions (the audit's :class:`mc._audit._Model`,
-so its layers are captured exactly as :func:`mc.audit` captures them), the parameters'
-:class:`flaxinit.mup.InfShape` against the base model, and builds the initial parameters
+A :class:`Trainee` holds the model as pure functions (:class:`mc._model.Model`, so its
+layers are captured exactly as :func:`mc.audit` captures them, and it is called with the
+same ``call_kwargs``, ``method`` and ``output``), the parameters'
+:class:`flaxinit.mup.InfShape` against the base model (stacks and einsum fans from the
+model's trace), and builds the initial parameters
 (a standard draw, rescaled by :func:`flaxinit.mup.rescale` under μP) and the optimizer
 (:func:`flaxinit.mup.adamw` or :func:`flaxinit.mup.sgd`). Standard parametrization is the
 same code with the model as its own base, where every μP rule is the identity: SP and μP
@@ -22,7 +24,7 @@ import optax
 
 from flaxinit import mup
 from flaxinit.tooling import check_int
-from mc import _audit
+from mc._model import Layout, Model, as_model, param_shapes, trace_layout
 
 PARAMETRIZATIONS = ("mup", "sp")
 OPTIMIZERS = ("adam", "sgd")
@@ -67,7 +69,7 @@ def check_sizes(sizes: Any, name: str) -> tuple[int, ...]:
 class Trainee:
     """One model at one size: ``init(key) -> (full variables, trainable)`` and ``optimizer(lr)``."""
 
-    model: _audit._Model
+    model: Model
     shapes: Any
     parametrization: str
     optimizer_name: str
@@ -77,22 +79,18 @@ class Trainee:
 
     def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
         full = self.model.init(key, x)
-        trainable = _audit._params_of(self.model, full)
+        trainable = self.model.params(full)
         if self.parametrization == "mup":
             trainable = mup.rescale(trainable, self.shapes, zero_query=self.zero_query, zero_output=self.zero_output)
         return full, trainable
 
     def with_params(self, full: Any, trainable: Any) -> Any:
-        return _audit._with_params(self.model, full, trainable)
+        return self.model.with_params(full, trainable)
 
     def optimizer(self, learning_rate: float | jax.Array) -> optax.GradientTransformation:
         if self.optimizer_name == "adam":
             return mup.adamw(learning_rate, shapes=self.shapes, depth=self.depth)
         return mup.sgd(learning_rate, shapes=self.shapes)
-
-
-def _param_shapes(m: _audit._Model, x: jax.Array) -> Any:
-    return jax.eval_shape(lambda k: _audit._params_of(m, m.init(k, x)), jax.random.key(0))
 
 
 def trainee(
@@ -108,20 +106,22 @@ def trainee(
     depth: tuple[int, int, float] | None = None,
     zero_query: bool = False,
     zero_output: bool = False,
-) -> tuple[Trainee, _audit._Layout]:
+    call: tuple[Any, Any, Any] = (None, None, None),
+) -> tuple[Trainee, Layout]:
     """The model ``model_at(size)`` and its layers (one abstract pass), its parameters' shapes
-    against ``model_at(base)`` under μP (against itself under SP, or with ``base=None``);
+    against ``model_at(base)`` under μP (against itself under SP, or with ``base=None``), with
+    the stacks and einsum fans the trace found (:meth:`mc._model.Layout.infshape_options`);
     ``zero_query``, ``zero_output``: under μP, attention query kernels and output weights
-    (the readout's kernel) start at zero (microsoft/mup's advice)."""
-    m = _audit._as_model(model_at(size))
-    layout = _audit._layout(m, x)
-    target = _param_shapes(m, x)
+    (the readout's kernel) start at zero (microsoft/mup's advice); ``call``: ``(method,
+    call_kwargs, output)``, how the model is called."""
+    m = as_model(model_at(size), *call)
+    layout = trace_layout(m, x)
+    target = param_shapes(m, x)
     if parametrization == "mup" and base is not None:
-        base_model = _audit._as_model(model_at(base))
-        reference = _param_shapes(base_model, x)
+        reference = param_shapes(as_model(model_at(base), *call), x)
     else:
         reference = target
-    shapes = mup.infshapes(reference, target, fans=fans, blocks=blocks)
+    shapes = mup.infshapes(reference, target, blocks=blocks, **layout.infshape_options(fans))
     return Trainee(m, shapes, parametrization, optimizer, depth, bool(zero_query), bool(zero_output)), layout
 
 

@@ -28,6 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from flaxinit.tooling import check_int, check_real, train_step
+from mc._cache import ProgramCache
+from mc._model import as_model, check_call_options
 from mc._protocols import as_key, prng_name
 from mc._training import LOSSES, OPTIMIZERS, PARAMETRIZATIONS, check_choice, check_sizes, loss_function, trainee
 from mc._width_models import WidthModel
@@ -345,6 +347,11 @@ def _size_programs(t, loss_fn, steps: int, batch_size: int) -> Callable[..., jax
     return run
 
 
+#: Compiled programs of recent sizes, by everything that determines them (not the learning
+#: rates, the data's values or the keys, which are arguments).
+_PROGRAMS: ProgramCache[tuple[Any, Callable[..., jax.Array]]] = ProgramCache(16)
+
+
 def _figure_of_merit(losses: np.ndarray, last: int) -> np.ndarray:
     """Per run, the mean loss over the last ``last`` steps; inf where any step's loss was not finite."""
     losses = np.asarray(losses, np.float64)
@@ -401,6 +408,9 @@ def lr_transfer(
     blocks: Any = None,
     fans: Any = None,
     zero_query: bool = False,
+    call_kwargs: Mapping[str, Any] | None = None,
+    method: str | None = None,
+    output: int | str | Callable[[Any], jax.Array] | None = None,
     on_size: Callable[[int, list[list[float]]], None] | None = None,
     done: Mapping[int, Sequence[Sequence[float | None]]] | None = None,
 ) -> TransferResult:
@@ -417,7 +427,9 @@ def lr_transfer(
 
     Every learning rate of a seed starts from the same parameters and trains on the same
     minibatches (see the module's docstring), and all runs of a size are one compiled program
-    (after one that draws each seed's model).
+    (after one that draws each seed's model). The programs of the 16 most recent sizes are
+    kept, as :func:`mc.coord_check` keeps its own: a second sweep of the same model compiles
+    nothing.
 
     Args:
       model: ``size -> flax.linen Module`` (or nnx factory): a width, or with
@@ -448,6 +460,11 @@ def lr_transfer(
         :func:`flaxinit.mup.infshapes`.
       fans: as for :func:`flaxinit.mup.infshapes`.
       zero_query: under μP, attention query kernels start at zero (microsoft/mup's advice).
+      call_kwargs: keyword arguments of every call of the model, as for :func:`mc.audit`
+        (``{"train": True}``: dropout drawn per seed and step from the seed's data key).
+      method: the name of the model's method to call, as for :func:`mc.audit`.
+      output: what the model returns, when not one array (an index, a key, or a function of
+        the return value), as for :func:`mc.audit`: the loss is computed on it.
       on_size: called after each size with its per-run figures of merit ``[lr][seed]``
         (progress, saving a partial result).
       done: figures of merit ``[lr][seed]`` of sizes already measured (``None`` for a
@@ -487,6 +504,7 @@ def lr_transfer(
     if not isinstance(loss, str) and not callable(loss):
         raise TypeError(f"loss must be one of {', '.join(LOSSES)} or a function, got {loss!r}")
     loss_fn = loss_function(loss)
+    call = check_call_options(method, call_kwargs, output)
     if alpha is not None:
         alpha = check_real(alpha, "alpha")
         if sweep != "depth":
@@ -525,19 +543,26 @@ def lr_transfer(
         if size in finished:
             merit = finished[size]
         else:
-            depth = (size, base, alpha) if alpha is not None else None
-            t, _ = trainee(model, size, inputs[:batch_size], base=base if sweep == "width" else None,
-                           parametrization=parametrization, optimizer=optimizer, fans=fans, blocks=blocks,
-                           depth=depth, zero_query=zero_query)  # fmt: skip
-            program = _size_programs(t, loss_fn, steps, batch_size)
+
+            def build(size=size):
+                depth = (size, base, alpha) if alpha is not None else None
+                t, _ = trainee(model, size, inputs[:batch_size], base=base if sweep == "width" else None,
+                               parametrization=parametrization, optimizer=optimizer, fans=fans, blocks=blocks,
+                               depth=depth, zero_query=zero_query, call=call)  # fmt: skip
+                return t, _size_programs(t, loss_fn, steps, batch_size)
+
+            signature = (model, size, base, parametrization, optimizer, sweep, alpha, blocks, fans, zero_query, call,
+                         loss, steps, batch_size, jax.typeof(inputs), jax.typeof(targets),
+                         jax.default_backend())  # fmt: skip
+            t, program = _PROGRAMS.get(signature, build)
             losses = program(lrs, seed_of_run, init_keys, data_keys, inputs, targets)
             merit = _figure_of_merit(np.asarray(losses), last).reshape(len(grid), seeds)
             name = t.model.name
         if on_size is not None:
             on_size(size, merit.tolist())
         per_size.append(merit)
-    if not name:
-        name = type(model(sizes[0])).__name__
+    if not name:  # every size was done before
+        name = as_model(model(sizes[0]), *call).name
     merits = np.stack(per_size)  # [sizes, lrs, seeds]
     mean, se = _summary(merits)
     optima = [optimal_log2_lr(grid, row) for row in mean]

@@ -1,7 +1,6 @@
 """python -m mc coord-check: files, the same numbers as mc.coord_check, Ctrl-C and --resume,
 bad arguments, a user's model, and the issue's acceptance bounds on a small run."""
 
-import collections
 import csv
 import functools
 import json
@@ -15,6 +14,7 @@ from mup_models import NnxMLP
 import mc
 from flaxinit.tooling import to_json
 from mc import _cli, _coord
+from mc._cache import ProgramCache
 from mc._models import import_factory
 
 # every run is tiny: two widths, two steps, two seeds
@@ -95,7 +95,7 @@ def ctrl_c_after_width(monkeypatch):
     def arm(n):
         real = _coord._width_program
         calls = {"n": 0}
-        monkeypatch.setattr(_coord, "_PROGRAMS", collections.OrderedDict())  # none compiled before: all wrapped
+        monkeypatch.setattr(_coord, "_PROGRAMS", ProgramCache(32))  # none compiled before: all wrapped
 
         def program(*args, **kwargs):
             run = real(*args, **kwargs)
@@ -149,7 +149,7 @@ def test_resume_runs_only_the_missing_widths(mlp_run, tmp_path, ctrl_c_after_wid
     ctrl_c_after_width(3)
     assert _cli.main(argv) == 130
     widths_run = []
-    monkeypatch.setattr(_coord, "_PROGRAMS", collections.OrderedDict())  # counted: a program built is a width run
+    monkeypatch.setattr(_coord, "_PROGRAMS", ProgramCache(32))  # counted: a program built is a width run
     real = _coord._width_program
     monkeypatch.setattr(_coord, "_width_program", lambda t, *a: widths_run.append(t) or real(t, *a))
     assert _cli.main([*argv, "--resume"]) == 0
