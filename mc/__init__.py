@@ -29,15 +29,18 @@ from mc._models import ReferenceModel, reference_model
 from mc._protocols import Task, depth_task, depth_test, normalized_tasks, normalized_test, standard_tasks, standard_test
 from mc._results import DepthResult, NormalizedResult, StandardResult
 from mc._transfer import TransferResult, lr_transfer, optimal_log2_lr, plot_transfer
+from mc._verify import Check, Failure, Verdict, verify
 from mc._width_models import WidthModel, width_model
 
 __all__ = [
     "BLOCK",
     "AuditResult",
+    "Check",
     "CoordCheckResult",
     "CoordRow",
     "CorrelationResult",
     "DepthResult",
+    "Failure",
     "FitResult",
     "LayerAudit",
     "NormalizedResult",
@@ -46,6 +49,7 @@ __all__ = [
     "StandardResult",
     "Task",
     "TransferResult",
+    "Verdict",
     "WidthModel",
     "audit",
     "audit_task",
@@ -68,5 +72,6 @@ __all__ = [
     "standard_tasks",
     "standard_test",
     "tree_sum",
+    "verify",
     "width_model",
 ]

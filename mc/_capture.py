@@ -51,6 +51,28 @@ from flaxinit import mup, tooling
 OUTPUT = "(output)"
 #: Where a stack's index goes in a template name (one per stack axis, outer first).
 SLOT = "\x00"
+#: The suffixes of what a :class:`Watch` records beside a layer's output: the change of its
+#: output due to its own parameters' change, and an attention's logits.
+UPDATE, LOGITS = "@update", "@logits"
+
+
+@dataclasses.dataclass(frozen=True)
+class Watch:
+    """What a capture records besides every layer's output (``mc.verify``'s quantities).
+
+    Attributes:
+      previous: per leaf layer (a module whose parameters are all its own), its parameters
+        before the last update, ``{module path: {name: array}}``: the layer is run again on
+        the same input with them, and ``output - output before`` recorded as
+        ``path@update`` (the update effect ``ΔW·x``; layers of the model's own frame, not
+        inside layer stacks).
+      logits: record every attention's logits ``q·k / sqrt(d_head)`` (as flax's
+        ``dot_product_attention_weights`` computes them, after μP's query scale) as
+        ``path@logits``, ``path`` the attention module's (stacks included).
+    """
+
+    previous: Any = None
+    logits: bool = False
 
 
 def _trace_state() -> Any:
@@ -67,6 +89,20 @@ def flat_paths(tree: Any) -> list[tuple[str, jax.Array]]:
         names = [getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in keys]
         out.append(("/".join(str(n) for n in names), leaf))
     return out
+
+
+def leaf_layers(params: Any) -> dict[str, dict[str, jax.Array]]:
+    """``{module path: {name: array}}`` of the modules whose parameters are all their own (no
+    submodule holds any): the layers a :class:`Watch` runs again with ``previous``."""
+    modules: dict[str, dict[str, jax.Array]] = {}
+    for path, leaf in flat_paths(params):
+        module, _, name = path.rpartition("/")
+        modules.setdefault(module, {})[name] = leaf
+
+    def nests(outer: str, inner: str) -> bool:
+        return inner != outer and (outer == "" or inner.startswith(outer + "/"))
+
+    return {m: p for m, p in modules.items() if not any(nests(m, other) for other in modules)}
 
 
 # --- frames --------------------------------------------------------------------------------------
@@ -92,6 +128,7 @@ class _Frame:
     probes: Any  # {"records": {name: array}, "stacks": (probes of each stack, ...)} or None
     parent: _Frame | None
     kind: str | None = None  # the transform whose body this frame is ("scan", "vmap", "remat"); None: the model's
+    watch: Watch | None = None  # the model's frame: what it records besides outputs
     facts: dict[tuple[str, str], Any] = dataclasses.field(default_factory=dict)  # (fact, path) -> value (the model's)
     records: dict[str, jax.Array] = dataclasses.field(default_factory=dict)
     stacks: list[Any] = dataclasses.field(default_factory=list)  # the stacks' outputs
@@ -126,12 +163,29 @@ class _Frame:
         facts = tuple((fact, path, value) for (fact, path), value in self.facts.items())
         return Layout(tuple(self.order), self.root, tuple(self.params.items()), facts)
 
+    def top(self) -> _Frame:
+        """The model's own frame."""
+        frame = self
+        while frame.parent is not None:
+            frame = frame.parent
+        return frame
+
     def tell(self, fact: str, path: str, value: Any = True) -> None:
         """Keeps a fact a module told while the model ran, on the model's own frame."""
-        top = self
-        while top.parent is not None:
-            top = top.parent
-        top.facts.setdefault((fact, path), value)
+        self.top().facts.setdefault((fact, path), value)
+
+    def watch_update(self, path: str, out: Any, rerun: Callable[[Any], Any]) -> None:
+        """Records ``path@update``: ``out`` minus ``rerun(previous parameters)`` (the layer on
+        the same input with its parameters before the last update), where the watch has them."""
+        watch = self.top().watch
+        if watch is None or watch.previous is None or self.parent is not None or not self.here():
+            return
+        previous = watch.previous.get(path)
+        if previous is None or not isinstance(out, jax.Array) or not jnp.issubdtype(out.dtype, jnp.inexact):
+            return
+        with _passing_through():
+            before = rerun(previous)
+        self.record(path + UPDATE, out - before)
 
     # a call: its path is active while it runs; the outermost call of the model's own frame is
     # the model itself, recorded by the caller as OUTPUT
@@ -174,6 +228,21 @@ class _Frame:
 
 
 _state = threading.local()
+
+
+@contextlib.contextmanager
+def _passing_through() -> Iterator[None]:
+    """Module calls made inside the block (a layer run again for its update effect) are not
+    intercepted: they are not the model's."""
+    _state.passthrough = getattr(_state, "passthrough", 0) + 1
+    try:
+        yield
+    finally:
+        _state.passthrough -= 1
+
+
+def _passthrough() -> bool:
+    return getattr(_state, "passthrough", 0) > 0
 
 
 def _frames() -> list[_Frame]:
@@ -294,9 +363,57 @@ def _lifted_transforms() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _capture(probes: Any) -> Iterator[_Frame]:
-    with _lifted_transforms(), _frame(probes, None) as top:
+def _capture(probes: Any, watch: Watch | None = None) -> Iterator[_Frame]:
+    logits = _watching_logits() if watch is not None and watch.logits else contextlib.nullcontext()
+    with _lifted_transforms(), logits, _frame(probes, None) as top:
+        top.watch = watch
         yield top
+
+
+def _record_logits(real: Callable[..., Any], scale_of: Callable[[jax.Array, dict], Any]) -> Callable[..., Any]:
+    """An attention function (``(query, key, ...)``, heads in the second-to-last axis) that
+    records its logits ``q·k · scale_of(query, kwargs)`` in the calling attention's frame."""
+
+    @functools.wraps(real)
+    def attention(query, key, *args, **kwargs):
+        frame = _current()
+        if frame is not None and frame.active and frame.active[-1] is not None and not _passthrough():
+            groups = query.shape[-2] // key.shape[-2]  # grouped-query attention: key heads shared
+            keys = jnp.repeat(key, groups, axis=-2) if groups > 1 else key
+            logits = jnp.einsum("...qhd,...khd->...hqk", query, keys) * scale_of(query, kwargs)
+            frame.record(frame.active[-1] + LOGITS, logits)
+        return real(query, key, *args, **kwargs)
+
+    return attention
+
+
+def _flax_scale(query: jax.Array, kwargs: dict) -> jax.Array:
+    return 1 / jnp.sqrt(query.shape[-1]).astype(query.dtype)  # flax's dot_product_attention_weights
+
+
+def _jax_scale(query: jax.Array, kwargs: dict) -> Any:
+    scale = kwargs.get("scale")  # jax.nn.dot_product_attention's keyword, 1/sqrt(head_dim) by default
+    return 1 / jnp.sqrt(query.shape[-1]).astype(query.dtype) if scale is None else scale
+
+
+@contextlib.contextmanager
+def _watching_logits() -> Iterator[None]:
+    """linen's and nnx's ``dot_product_attention_weights`` (which their ``dot_product_attention``
+    calls by its module's name) and ``jax.nn.dot_product_attention`` (nnx's fast path) record
+    their logits, then are restored."""
+    import flax.linen.attention as linen_attention
+    from flax.nnx.nn import attention as nnx_attention
+
+    patches = [(m, "dot_product_attention_weights", _flax_scale) for m in (linen_attention, nnx_attention)]
+    patches.append((jax.nn, "dot_product_attention", _jax_scale))
+    saved = [(m, name, getattr(m, name)) for m, name, _ in patches]
+    try:
+        for m, name, scale_of in patches:
+            setattr(m, name, _record_logits(getattr(m, name), scale_of))
+        yield
+    finally:
+        for m, name, real in saved:
+            setattr(m, name, real)
 
 
 def _tell_facts(frame: _Frame, path: str, module: Any, method: str, args: tuple, kwargs: dict) -> None:
@@ -310,29 +427,43 @@ def _tell_facts(frame: _Frame, path: str, module: Any, method: str, args: tuple,
         equation = given or getattr(module, "einsum_str", None)
         if isinstance(equation, str):
             frame.tell("einsum", path, equation.replace(" ", ""))
-    if isinstance(module, mup.linen.Readout | mup.nnx.Readout):
-        frame.tell("readout", path, (bool(module.tied), int(module.base_width)))
+    if isinstance(module, mup.linen.Readout | mup.nnx.Readout) and args:
+        frame.tell("readout", path, (bool(module.tied), int(module.base_width), int(args[0].shape[-1])))
+    base_head_dim = getattr(getattr(module, "attention_fn", None), "base_head_dim", None)
+    if base_head_dim is not None and hasattr(module, "num_heads"):
+        head_dim = getattr(module, "head_dim", None)  # nnx's; linen's from its qkv features
+        if head_dim is None and args:
+            head_dim = (getattr(module, "qkv_features", None) or args[0].shape[-1]) // module.num_heads
+        frame.tell("attention", path, (int(base_head_dim), int(head_dim)))
 
 
 def linen_apply(
-    model: Any, variables: Any, x: jax.Array, probes: Any, select: Callable[[Any], Any] | None = None, **apply_kwargs
-) -> tuple[Any, Any, Layout]:
+    model: Any, variables: Any, x: jax.Array, probes: Any, select: Callable[[Any], Any] | None = None,
+    watch: Watch | None = None, **apply_kwargs,
+) -> tuple[Any, Any, Layout]:  # fmt: skip
     """``model.apply(variables, x, **apply_kwargs)`` under a capture: ``(apply's return,
     the records (the capture's output tree), their layout)``; ``select`` picks the model's
-    output (the array recorded as :data:`OUTPUT`) from what it returns."""
+    output (the array recorded as :data:`OUTPUT`) from what it returns; ``watch``: what else
+    to record."""
     import flax.linen as nn
 
     def interceptor(next_fun, args, kwargs, context):
-        frame, path = _frames()[-1], "/".join(context.module.path)
-        _tell_facts(frame, path, context.module, context.method_name, args, kwargs)
-        return frame.call(
+        if _passthrough():
+            return next_fun(*args, **kwargs)
+        frame, path, module = _frames()[-1], "/".join(context.module.path), context.module
+        _tell_facts(frame, path, module, context.method_name, args, kwargs)
+        out = frame.call(
             path,
-            lambda: flat_paths(context.module.variables.get("params", {})),
+            lambda: flat_paths(module.variables.get("params", {})),
             lambda: next_fun(*args, **kwargs),
             layer_call=context.method_name == "__call__",
         )
+        if context.method_name == "__call__" and set(module.variables) == {"params"}:
+            rerun = module.clone(parent=None)
+            frame.watch_update(path, out, lambda previous: rerun.apply({"params": previous}, *args, **kwargs))
+        return out
 
-    with _capture(probes) as top, nn.intercept_methods(interceptor):
+    with _capture(probes, watch) as top, nn.intercept_methods(interceptor):
         result = model.apply(variables, x, **apply_kwargs)
         y, updates = result if apply_kwargs.get("mutable") else (result, None)
         y = top.record(OUTPUT, y if select is None else select(y))
@@ -341,24 +472,39 @@ def linen_apply(
 
 def nnx_apply(
     model: Any, x: jax.Array, probes: Any, *, method: str | None, call_kwargs: dict,
-    select: Callable[[Any], Any] | None = None,
+    select: Callable[[Any], Any] | None = None, watch: Watch | None = None,
 ) -> tuple[Any, Any, Layout]:  # fmt: skip
     """``model.method(x, **call_kwargs)`` (``model(x, ...)`` without a method) under a capture."""
     from flax import nnx
 
-    with _capture(probes) as top:
+    with _capture(probes, watch) as top:
         top.modules = {id(m): ("/".join(str(p) for p in path), m) for path, m in nnx.iter_modules(model)}
 
         def interceptor(call, module, args, kwargs):
+            if _passthrough():
+                return call(*args, **kwargs)
             frame = _frames()[-1]
             path = _nnx_path(frame, module) if frame.here() else ""
             _tell_facts(frame, path, module, "__call__", args, kwargs)
-            return frame.call(path, lambda: flat_paths(nnx.state(module, nnx.Param)), lambda: call(*args, **kwargs))
+            out = frame.call(path, lambda: flat_paths(nnx.state(module, nnx.Param)), lambda: call(*args, **kwargs))
+            frame.watch_update(path, out, lambda previous: _nnx_rerun(module, previous, args, kwargs))
+            return out
 
         with tooling.nnx_intercept_calls({type(m) for _, m in top.modules.values()}, interceptor):
             y = (model if method is None else getattr(model, method))(x, **call_kwargs)
             y = top.record(OUTPUT, y if select is None else select(y))
     return y, top.output(), top.layout()
+
+
+def _nnx_rerun(module: Any, previous: dict[str, jax.Array], args: tuple, kwargs: dict) -> Any:
+    """``module(*args, **kwargs)`` with its parameters replaced by ``previous`` (by name), on a copy."""
+    from flax import nnx
+
+    graphdef, params, rest = nnx.split(module, nnx.Param, ...)
+    treedef = jax.tree_util.tree_structure(params)
+    names = [name for name, _ in flat_paths(params)]
+    copy = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, [previous[n] for n in names]), rest)
+    return copy(*args, **kwargs)
 
 
 def _nnx_path(frame: _Frame, module: Any) -> str:

@@ -564,7 +564,7 @@ def run_coord_check(args) -> int:
             widths,
             inputs,
             targets,
-            base_width=base,
+            base=base,
             parametrization=p,
             optimizer=args.optimizer,
             lr=args.lr,

@@ -24,11 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from flaxinit.tooling import check_int, check_real
-from mc._cache import ProgramCache
-from mc._model import Layout, as_model, check_call_options
+from mc._model import Layout, as_model, watch_of
 from mc._protocols import as_key, prng_name
-from mc._training import LOSSES, OPTIMIZERS, PARAMETRIZATIONS, check_choice, check_sizes, loss_function, trainee
+from mc._sweep import UNSET, as_mapping, check_sweep, measure, renamed
+from mc._training import optimizer_name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,12 +203,15 @@ def plot_coord_data(
     save_figure(fig, path, dpi=110)
 
 
-def _width_program(t, layout: Layout, loss_fn, steps: int) -> Callable[..., Any]:
-    """``(keys[seeds], inputs, targets, lr) -> (mean_abs[seeds, steps, layers], loss[seeds, steps])``, jitted.
+def size_program(t, layout: Layout, loss_fn, steps: int, watch: bool = False) -> Callable[..., Any]:
+    """``(keys[seeds], inputs, targets, lr) -> (mean_abs[seeds, steps, rows], loss[seeds, steps])``, jitted.
 
     Steps ``1 .. steps - 1`` each record the forward pass and update (a ``lax.scan``); the
     last step records a forward pass only, since nothing reads the update after it
-    (microsoft/mup's loop computes that gradient and update too).
+    (microsoft/mup's loop computes that gradient and update too). With ``watch`` (the
+    layout traced with it too) the parameters before the last update are carried along, and
+    the rows include each leaf layer's update effect and every attention's logits (0 at
+    ``t = 1``, where nothing has been updated).
 
     The seeds run ``vmap``-ed on accelerators; on CPUs one after another inside the same
     program (``lax.map``: XLA's CPU backend runs the batched matrix products of a ``vmap``
@@ -220,21 +222,25 @@ def _width_program(t, layout: Layout, loss_fn, steps: int) -> Callable[..., Any]
         tx = t.optimizer(lr)
         full, trainable = t.init(key, inputs)
 
-        def objective(params):
-            y, records, _ = t.model.apply(t.with_params(full, params), inputs, None, key)
+        def objective(params, previous):
+            w = watch_of(previous) if watch else None
+            y, records, _ = t.model.apply(t.with_params(full, params), inputs, None, key, w)
             return loss_fn(y, targets), records
 
         def mean_abs(records):
             return layout.flat_sum(records, jnp.abs) / counts
 
         def step(carry, _):
-            params, opt_state = carry
-            (loss, records), grads = jax.value_and_grad(objective, has_aux=True)(params)
+            params, previous, opt_state = carry
+            (loss, records), grads = jax.value_and_grad(objective, has_aux=True)(params, previous)
             updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), (mean_abs(records), loss)
+            # without a watch nothing reads the previous parameters: None carries nothing
+            return (optax.apply_updates(params, updates), params if watch else None, opt_state), (mean_abs(records),
+                                                                                                  loss)  # fmt: skip
 
-        (params, _), (stats, losses) = jax.lax.scan(step, (trainable, tx.init(trainable)), None, length=steps - 1)
-        loss, records = objective(params)
+        start = (trainable, trainable if watch else None, tx.init(trainable))
+        (params, previous, _), (stats, losses) = jax.lax.scan(step, start, None, length=steps - 1)
+        loss, records = objective(params, previous)
         return jnp.concatenate([stats, mean_abs(records)[None]]), jnp.concatenate([losses, loss[None]])
 
     def program(keys, inputs, targets, lr):
@@ -245,22 +251,19 @@ def _width_program(t, layout: Layout, loss_fn, steps: int) -> Callable[..., Any]
     return jax.jit(program)
 
 
-#: Compiled programs of recent widths, by everything that determines them (not the learning
-#: rate, the batch's values or the keys, which are arguments): a second check of the same
-#: model compiles nothing.
-_PROGRAMS: ProgramCache[tuple[Any, Layout, Callable[..., Any]]] = ProgramCache(32)
-
-
 def coord_check(
     model: Callable[[int], Any],
-    widths: Sequence[int],
-    inputs: jax.Array,
-    targets: jax.Array,
+    sizes: Sequence[int] | None = None,
+    inputs: jax.Array | None = None,
+    targets: jax.Array | None = None,
     *,
-    base_width: int,
-    parametrization: str = "mup",
-    optimizer: str = "adam",
+    base: int | None = None,
     lr: float,
+    sweep: str = "width",
+    alpha: float | None = None,
+    parametrization: str = "mup",
+    optimizer: str | Callable[[Any, Any], Any] = "adam",
+    init: Callable[[Any, Any], Any] | None = None,
     steps: int = 3,
     seeds: int = 8,
     key: jax.Array | int = 0,
@@ -272,39 +275,50 @@ def coord_check(
     call_kwargs: Mapping[str, Any] | None = None,
     method: str | None = None,
     output: int | str | Callable[[Any], jax.Array] | None = None,
-    on_width: Callable[[int, list[CoordRow], list[float]], None] | None = None,
-    done: dict[int, tuple[list[CoordRow], list[float]]] | None = None,
+    on_size: Callable[[int, list[CoordRow], list[float]], None] | None = None,
+    done: Mapping[int, tuple[list[CoordRow], list[float]]] | None = None,
+    widths: Any = UNSET,
+    base_width: Any = UNSET,
+    on_width: Any = UNSET,
 ) -> CoordCheckResult:
-    """The coordinate check: every layer output's mean |a| over widths, steps and seeds (SPEC §10).
+    """The coordinate check: every layer output's mean |a| over sizes, steps and seeds (SPEC §10).
 
-    For each width ``w``, ``seeds`` models ``model(w)`` are initialized (under μP, a
-    standard draw rescaled by :func:`flaxinit.mup.rescale` against ``model(base_width)``)
-    and trained ``steps`` steps on the one batch ``(inputs, targets)`` with Adam
-    (:func:`flaxinit.mup.adamw`) or SGD (:func:`flaxinit.mup.sgd`); at step ``t``, before
-    its update (``t = 1`` at init), every layer's mean |a| is recorded. Under correct μP
-    every layer's scale is independent of the width at every step (slopes about 0); under
-    SP with Adam the output's grows with the width from step 2.
+    For each size (a width; with ``sweep="depth"`` a number of blocks), ``seeds`` models
+    ``model(size)`` are initialized (under μP, a standard draw rescaled by
+    :func:`flaxinit.mup.rescale` against ``model(base)``, or the caller's ``init``) and trained
+    ``steps`` steps on the one batch ``(inputs, targets)`` with Adam
+    (:func:`flaxinit.mup.adamw`), SGD (:func:`flaxinit.mup.sgd`) or the caller's optimizer;
+    at step ``t``, before its update (``t = 1`` at init), every layer's mean |a| is recorded.
+    Under correct μP every layer's scale is independent of the width at every step (slopes
+    about 0); under SP with Adam the output's grows with the width from step 2.
 
-    Each width's compiled program is kept (the 32 most recent), keyed by ``model`` (the
+    Each size's compiled program is kept (the 32 most recent), keyed by ``model`` (the
     function itself: equal for a :func:`mc.width_model`, the same object otherwise), the
-    width and every option (``fans`` and ``call_kwargs`` dicts included) but ``lr``, the
+    size and every option (``fans`` and ``call_kwargs`` dicts included) but ``lr``, the
     batch's values and ``key``, which are its arguments: a second check of the same model
     compiles nothing. ``model`` is assumed to build the same module every time it is called
-    with a width.
+    with a size. :func:`mc.verify` runs the same check and judges it.
 
     Args:
-      model: ``width -> flax.linen Module``, or ``width -> flax.nnx factory`` (``rngs -> Module``).
+      model: ``size -> flax.linen Module``, or ``size -> flax.nnx factory`` (``rngs -> Module``).
         The model must be μP itself where SPEC §10 says so (attention scale, tied readout).
-      widths: at least two widths.
+      sizes: at least two widths (numbers of blocks with ``sweep="depth"``).
       inputs: the batch.
       targets: its targets (integer labels for ``"xent"``).
-      base_width: the width where μP is the identity (μP's infinite axes come from
-        comparing ``model(base_width)`` with each width's model).
-      parametrization: ``"mup"``, or ``"sp"`` (the model's own init, the plain optimizer).
-      optimizer: ``"adam"`` (no weight decay, ε 1e-8) or ``"sgd"`` (no momentum).
+      base: the size where μP is the identity (a width: μP's infinite axes come from
+        comparing ``model(base)`` with each size's model; a depth: the depth rules').
       lr: the learning rate (the base model's, under μP).
+      sweep: ``"width"`` or ``"depth"`` (the width rules are then the identity).
+      alpha: with ``sweep="depth"``, the optimizer's depth rules ``depth=(size, base,
+        alpha)`` for the parameters ``blocks`` selects (1: CompleteP, 1/2: depth-μP).
+      parametrization: ``"mup"``, or ``"sp"`` (the model's own init, the plain optimizer).
+      optimizer: ``"adam"`` (no weight decay, ε 1e-8), ``"sgd"`` (no momentum), or a function
+        ``(learning_rate, shapes) -> optax.GradientTransformation`` (the learning rate a
+        traced scalar, ``shapes`` the parameters' :class:`flaxinit.mup.InfShape`).
+      init: a function ``(params, shapes) -> params`` giving the initial parameters from a
+        draw of the model, instead of ``mup.rescale`` (μP) or the draw itself (SP).
       steps: steps recorded, ``t = 1 .. steps``.
-      seeds: models per width (at least 2, for a standard error).
+      seeds: models per size (at least 2, for a standard error).
       key: a PRNG key or an int seed (a Philox key, as everywhere in ``mc``).
       loss: ``"xent"``, ``"mse"`` or ``(outputs, targets) -> scalar``.
       fans: as for :func:`flaxinit.mup.infshapes`.
@@ -318,83 +332,61 @@ def coord_check(
       method: the name of the model's method to call, as for :func:`mc.audit`.
       output: what the model returns, when not one array (an index, a key, or a function of
         the return value), as for :func:`mc.audit`: the loss is computed on it.
-      on_width: called after each width with its rows and losses (progress, saving).
-      done: rows and losses of widths already measured (``--resume``): not run again.
+      on_size: called after each size with its rows and losses (progress, saving).
+      done: rows and losses of sizes already measured (``--resume``): not run again.
+      widths: deprecated, ``sizes``.
+      base_width: deprecated, ``base``.
+      on_width: deprecated, ``on_size``.
 
     Returns:
-      A :class:`CoordCheckResult`: rows per (width, step, layer), ``slope(path, step)``, a plot.
+      A :class:`CoordCheckResult`: rows per (size, step, layer), ``slope(path, step)``, a plot.
 
     Examples:
       >>> import jax, mc
       >>> x = jax.random.normal(jax.random.key(0), (16, 8))
       >>> y = jax.random.randint(jax.random.key(1), (16,), 0, 10)
-      >>> r = mc.coord_check(mc.width_model("mlp"), [32, 64], x, y, base_width=32, lr=0.01, steps=2, seeds=2)
+      >>> r = mc.coord_check(mc.width_model("mlp"), [32, 64], x, y, base=32, lr=0.01, steps=2, seeds=2)
       >>> r.paths
       ('dense_0', 'dense_1', 'readout', '(output)')
       >>> len(r.rows), r.slope("dense_0", 1)[0] < 0.5
       (16, True)
     """
-    widths = check_sizes(widths, "widths")
-    base_width = check_int(base_width, "base_width")
-    check_choice(parametrization, "parametrization", PARAMETRIZATIONS)
-    check_choice(optimizer, "optimizer", OPTIMIZERS)
-    lr = check_real(lr, "lr")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr}")
-    steps, seeds = check_int(steps, "steps"), check_int(seeds, "seeds")
-    if seeds < 2:
-        raise ValueError(f"seeds must be at least 2 (a standard error needs two), got {seeds}")
-    import flax.linen as nn
-
-    if isinstance(model, nn.Module) or not callable(model):
-        raise TypeError(
-            f"model must be a function width -> flax.linen Module (or nnx factory), got {type(model).__name__}"
-        )
-    if not isinstance(loss, str) and not callable(loss):
-        raise TypeError(f"loss must be one of {', '.join(LOSSES)} or a function, got {loss!r}")
-    loss_fn = loss_function(loss)
-    call = check_call_options(method, call_kwargs, output)
+    sizes = renamed(sizes, widths, "sizes", "widths")
+    base = renamed(base, base_width, "base", "base_width")
+    on_size = renamed(on_size, on_width, "on_size", "on_width")
+    if inputs is None or targets is None:
+        raise TypeError("coord_check needs inputs and targets: the batch every step trains on")
+    run = check_sweep(
+        model, sizes, base, sweep=sweep, alpha=alpha, parametrization=parametrization, optimizer=optimizer,
+        init=init, lr=lr, steps=steps, seeds=seeds, loss=loss, fans=fans, blocks=blocks, zero_query=zero_query,
+        zero_output=zero_output, call_kwargs=call_kwargs, method=method, output=output,
+    )  # fmt: skip
+    done = as_mapping(done)
     key = as_key(key, "philox")
     inputs, targets = jnp.asarray(inputs), jnp.asarray(targets)
-    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(seeds))
-
+    runs = measure(model, run, inputs, targets, key, skip=tuple(done), program_of=_program)  # lazily, size by size
     rows: list[CoordRow] = []
     losses: list[tuple[float, ...]] = []
     name = ""
-    for width in widths:
-        if done and width in done:
-            width_rows, width_losses = done[width]
+    for size in run.sizes:
+        if size in done:
+            size_rows, size_losses = done[size]
         else:
+            measured = next(runs)
+            summary, size_losses = measured.summary()
+            size_rows = [CoordRow(size, step, path, mean, se) for step, path, mean, se in summary]
+            name = measured.trainee.model.name
+        if on_size is not None:
+            on_size(size, size_rows, size_losses)
+        rows += size_rows
+        losses.append(tuple(size_losses))
+    name = name or as_model(model(run.sizes[0]), *run.call).name  # every size was done before
+    return CoordCheckResult(name, parametrization, optimizer_name(run.optimizer), lr, run.sizes, run.base, steps,
+                            seeds, tuple(rows), tuple(losses), prng_name(key))  # fmt: skip
 
-            def build(width=width):
-                t, layout = trainee(
-                    model, width, inputs, base=base_width, parametrization=parametrization, optimizer=optimizer,
-                    fans=fans, blocks=blocks, zero_query=zero_query, zero_output=zero_output, call=call,
-                )  # fmt: skip
-                return t, layout, _width_program(t, layout, loss_fn, steps)
 
-            signature = (model, width, base_width, parametrization, optimizer, steps, loss, fans, blocks, zero_query,
-                         zero_output, call, jax.typeof(inputs), jax.typeof(targets), jax.default_backend())  # fmt: skip
-            t, layout, program = _PROGRAMS.get(signature, build)
-            stats, step_losses = program(keys, inputs, targets, jnp.float32(lr))
-            stats = np.asarray(stats, np.float64)  # [seeds, steps, layer entries]
-            mean, se = stats.mean(axis=0), stats.std(axis=0, ddof=1) / math.sqrt(seeds)
-            positions = layout.positions()
-            width_rows = [
-                CoordRow(width, s + 1, path, float(mean[s, positions[row]]), float(se[s, positions[row]]))
-                for s in range(steps)
-                for row, path in zip(layout.rows(), layout.row_paths(), strict=True)
-            ]
-            width_losses = [float(v) for v in np.asarray(step_losses, np.float64).mean(axis=0)]
-            name = t.model.name
-        if on_width is not None:
-            on_width(width, width_rows, width_losses)
-        rows += width_rows
-        losses.append(tuple(width_losses))
-    if not name:  # every width was done before
-        name = as_model(model(widths[0]), *call).name
-    return CoordCheckResult(name, parametrization, optimizer, lr, widths, base_width, steps, seeds, tuple(rows),
-                            tuple(losses), prng_name(key))  # fmt: skip
+def _program(t, layout, loss_fn, steps, watch):
+    return size_program(t, layout, loss_fn, steps, watch)
 
 
 __all__ = ["CoordCheckResult", "CoordRow", "coord_check", "least_squares_slope", "plot_coord_data"]

@@ -74,9 +74,12 @@ class Model:
             return jax.custom_batching.sequential_vmap(self._init)(key, x)
         return self._init(key, x)
 
-    def apply(self, variables: Any, x: jax.Array, probes: Any, key: jax.Array) -> tuple[jax.Array, Any, Any]:
-        """``(output, records, capture layout)`` of the model on ``x``; ``probes=None`` adds none."""
-        return self._apply(variables, x, probes, key)
+    def apply(
+        self, variables: Any, x: jax.Array, probes: Any, key: jax.Array, watch: _capture.Watch | None = None
+    ) -> tuple[jax.Array, Any, Any]:
+        """``(output, records, capture layout)`` of the model on ``x``; ``probes=None`` adds none;
+        ``watch``: what to record besides every layer's output (:class:`mc._capture.Watch`)."""
+        return self._apply(variables, x, probes, key, watch)
 
     def params(self, variables: Any) -> Any:
         """The trainable parameters: linen's ``params`` collection, nnx's ``nnx.Param`` state."""
@@ -106,11 +109,11 @@ def _linen(model: Any, method: str | None, call_kwargs: dict[str, Any], select) 
     def init(key, x):
         return model.init({"params": key, **_stream_keys(key, m.streams)}, x, method=method, **call_kwargs)
 
-    def apply(variables, x, probes, key):
+    def apply(variables, x, probes, key, watch):
         mutable = [c for c in variables if c != "params"] or False  # batch statistics, a cache: updated, dropped
         (y, _), records, layout = _capture.linen_apply(
-            model, variables, x, probes, select, rngs=_stream_keys(key, m.streams), method=method, mutable=mutable,
-            **call_kwargs,
+            model, variables, x, probes, select, watch, rngs=_stream_keys(key, m.streams), method=method,
+            mutable=mutable, **call_kwargs,
         )  # fmt: skip
         return y, records, layout
 
@@ -134,10 +137,11 @@ def _nnx(factory: Callable[..., Any], method: str | None, call_kwargs: dict[str,
         graph["def"] = graphdef
         return params, rest
 
-    def apply(state, x, probes, key):
+    def apply(state, x, probes, key, watch):
         # new Variables in this trace (batch statistics and RNG counts are updated in place)
         model = nnx.merge(graph["def"], *jax.tree.map(lambda leaf: leaf, state))
-        return _capture.nnx_apply(model, x, probes, method=method, call_kwargs=call_kwargs, select=select)
+        return _capture.nnx_apply(model, x, probes, method=method, call_kwargs=call_kwargs, select=select,
+                                  watch=watch)  # fmt: skip
 
     name = getattr(factory, "__name__", type(factory).__name__)
     return Model(name, "nnx", init, apply)
@@ -298,10 +302,11 @@ def _calls_linalg(jaxpr: Any) -> bool:
     return False
 
 
-def trace_layout(model: Model, x: jax.Array) -> Layout:
+def trace_layout(model: Model, x: jax.Array, *, watch: bool = False) -> Layout:
     """The layers (call order) and parameters of ``model`` on ``x``, with their shapes, from
     one abstract pass (after finding a linen model's RNG streams, and whether its
-    initialization must run draw by draw: see the module's docstring)."""
+    initialization must run draw by draw: see the module's docstring); ``watch``: the rows
+    include each leaf layer's update effect and every attention's logits (:func:`watch_of`)."""
     if model.api == "linen":
         _discover_streams(model, x)
     if jax.default_backend() == "cpu":
@@ -310,7 +315,7 @@ def trace_layout(model: Model, x: jax.Array) -> Layout:
 
     def trace(key, x):
         full = model.init(key, x)
-        y, records, layout = model.apply(full, x, None, key)
+        y, records, layout = model.apply(full, x, None, key, watch_of(model.params(full)) if watch else None)
         found["layout"] = layout
         flat = _capture.flat_paths(model.params(full))
         found["paths"] = [p for p, _ in flat]
@@ -334,9 +339,24 @@ def trace_layout(model: Model, x: jax.Array) -> Layout:
     return Layout(layout, records, tuple(layers), params_out, tuple(groups))
 
 
+def watch_of(previous: Any) -> _capture.Watch:
+    """What ``mc.verify`` records besides the layers' outputs: each leaf layer's update effect
+    against the ``previous`` parameters, and every attention's logits."""
+    return _capture.Watch(previous=_capture.leaf_layers(previous), logits=True)
+
+
 def param_shapes(model: Model, x: jax.Array) -> Any:
     """The model's parameters as ``jax.ShapeDtypeStruct`` (nothing is built)."""
     return jax.eval_shape(lambda k: model.params(model.init(k, x)), jax.random.key(0))
 
 
-__all__ = ["OUTPUT", "Layout", "Model", "as_model", "check_call_options", "param_shapes", "trace_layout"]
+__all__ = [
+    "OUTPUT",
+    "Layout",
+    "Model",
+    "as_model",
+    "check_call_options",
+    "param_shapes",
+    "trace_layout",
+    "watch_of",
+]

@@ -164,7 +164,7 @@ Measured = dict[int, tuple[list[CoordRow], list[float]]]
 class CoordRunner(_Interruptible):
     """``python -m mc coord-check``'s run: one :func:`mc.coord_check` per parametrization.
 
-    Every finished width is kept (``coord_check``'s ``on_width``); Ctrl-C stops after the
+    Every finished width is kept (``coord_check``'s ``on_size``); Ctrl-C stops after the
     current width, and ``--resume`` passes the widths already measured as ``done=``, so they
     are not run again (each width's bits depend only on the key and that width: the resumed
     run's are the uninterrupted run's).
@@ -200,7 +200,7 @@ class CoordRunner(_Interruptible):
     def run(self, checks: dict[str, Callable[..., CoordCheckResult]]) -> bool:
         """Runs the unfinished parametrizations; returns False if interrupted.
 
-        ``checks``: parametrization -> ``check(on_width=..., done=...)``, a ``mc.coord_check``
+        ``checks``: parametrization -> ``check(on_size=..., done=...)``, a ``mc.coord_check``
         with every other argument bound."""
         from tqdm.auto import tqdm
 
@@ -217,14 +217,14 @@ class CoordRunner(_Interruptible):
                 done = dict(measured)
                 bar.set_postfix_str(parametrization)
 
-                def on_width(width: int, rows: list[CoordRow], losses: list[float], measured=measured, done=done):
+                def on_size(width: int, rows: list[CoordRow], losses: list[float], measured=measured, done=done):
                     if width not in done:
                         measured[width] = (list(rows), list(losses))
                         bar.update()
                     if self.stop_requested and width != self.widths[-1]:
                         raise _Stop
 
-                self.results[parametrization] = checks[parametrization](on_width=on_width, done=done)
+                self.results[parametrization] = checks[parametrization](on_size=on_size, done=done)
                 del self.pending[parametrization]
         except _Stop:
             return False

@@ -15,6 +15,7 @@ runs differ in nothing but the multipliers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -65,32 +66,69 @@ def check_sizes(sizes: Any, name: str) -> tuple[int, ...]:
     return tuple(sorted(values))
 
 
+Optimizer = str | Callable[[Any, Any], optax.GradientTransformation]
+Init = Callable[[Any, Any], Any]
+
+
+def check_optimizer(optimizer: Any) -> Optimizer:
+    """``"adam"``, ``"sgd"`` or a function ``(learning_rate, shapes) -> optax.GradientTransformation``."""
+    if callable(optimizer):
+        return optimizer
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"optimizer must be one of {', '.join(map(repr, OPTIMIZERS))} or a function (learning_rate, shapes) -> "
+            f"optax.GradientTransformation, got {optimizer!r}"
+        )
+    return optimizer
+
+
+def optimizer_name(optimizer: Optimizer) -> str:
+    """How a result records the optimizer: its name, or a function's ``__name__``."""
+    return optimizer if isinstance(optimizer, str) else getattr(optimizer, "__name__", type(optimizer).__name__)
+
+
 @dataclasses.dataclass(frozen=True)
 class Trainee:
-    """One model at one size: ``init(key) -> (full variables, trainable)`` and ``optimizer(lr)``."""
+    """One model at one size: ``init(key, x) -> (full variables, trainable)`` and ``optimizer(lr)``.
+
+    Attributes:
+      model: the model as pure functions.
+      shapes: its parameters' :class:`flaxinit.mup.InfShape` against the base model.
+      start: the initial parameters from a draw of the model (μP's ``mup.rescale``, the
+        identity under SP, or the caller's ``init(params, shapes)``).
+      make_optimizer: ``learning_rate -> optax.GradientTransformation``.
+    """
 
     model: Model
     shapes: Any
-    parametrization: str
-    optimizer_name: str
-    depth: tuple[int, int, float] | None
-    zero_query: bool = False
-    zero_output: bool = False
+    start: Callable[[Any], Any]
+    make_optimizer: Callable[[Any], optax.GradientTransformation]
 
     def init(self, key: jax.Array, x: jax.Array) -> tuple[Any, Any]:
         full = self.model.init(key, x)
-        trainable = self.model.params(full)
-        if self.parametrization == "mup":
-            trainable = mup.rescale(trainable, self.shapes, zero_query=self.zero_query, zero_output=self.zero_output)
-        return full, trainable
+        return full, self.start(self.model.params(full))
 
     def with_params(self, full: Any, trainable: Any) -> Any:
         return self.model.with_params(full, trainable)
 
     def optimizer(self, learning_rate: float | jax.Array) -> optax.GradientTransformation:
-        if self.optimizer_name == "adam":
-            return mup.adamw(learning_rate, shapes=self.shapes, depth=self.depth)
-        return mup.sgd(learning_rate, shapes=self.shapes)
+        return self.make_optimizer(learning_rate)
+
+
+def _check_bases(model_at: Callable[[int], Any], base: int, x: jax.Array, call: tuple[Any, Any, Any]) -> None:
+    """The base the model's own μP modules state must be the base model's: a
+    :class:`flaxinit.mup.Readout` fed ``base_width`` features there, an attention whose
+    ``mup.dot_product_attention(base_head_dim)`` has that head size there."""
+    layout = trace_layout(as_model(model_at(base), *call), x)
+    for path, (_, base_width, width) in layout.facts("readout").items():
+        if base_width != width:
+            raise ValueError(f"mup.Readout {path!r} has base_width={base_width}, but the base model (size {base}) "
+                             f"feeds it {width} features: state the base once, as the base model's width")  # fmt: skip
+    for path, (base_head_dim, head_dim) in layout.facts("attention").items():
+        if base_head_dim != head_dim:
+            raise ValueError(f"attention {path!r} has mup.dot_product_attention(base_head_dim={base_head_dim}), but "
+                             f"the base model (size {base}) has head_dim {head_dim} there: state the base once, as "
+                             "the base model's head size")  # fmt: skip
 
 
 def trainee(
@@ -100,29 +138,83 @@ def trainee(
     *,
     base: int | None,
     parametrization: str,
-    optimizer: str,
+    optimizer: Optimizer,
+    init: Init | None = None,
     fans: Any = None,
     blocks: Any = None,
     depth: tuple[int, int, float] | None = None,
     zero_query: bool = False,
     zero_output: bool = False,
     call: tuple[Any, Any, Any] = (None, None, None),
+    watch: bool = False,
+    draws: Any = "fan_in",
 ) -> tuple[Trainee, Layout]:
     """The model ``model_at(size)`` and its layers (one abstract pass), its parameters' shapes
     against ``model_at(base)`` under μP (against itself under SP, or with ``base=None``), with
-    the stacks and einsum fans the trace found (:meth:`mc._model.Layout.infshape_options`);
-    ``zero_query``, ``zero_output``: under μP, attention query kernels and output weights
-    (the readout's kernel) start at zero (microsoft/mup's advice); ``call``: ``(method,
-    call_kwargs, output)``, how the model is called."""
+    the stacks and einsum fans the trace found (:meth:`mc._model.Layout.infshape_options`).
+
+    Under μP (with a ``base``) the bases the model's μP modules state are checked against
+    the base model (:func:`_check_bases`). ``optimizer``: ``"adam"`` (``mup.adamw``, with the
+    depth rules of ``depth``), ``"sgd"`` (``mup.sgd``) or ``(lr, shapes) -> optimizer``;
+    ``init``: ``(params, shapes) -> params`` instead of ``mup.rescale`` (μP) or the draw
+    itself (SP); ``zero_query``, ``zero_output``: under μP, attention query kernels and output
+    weights start at zero (microsoft/mup's advice); ``call``: ``(method, call_kwargs,
+    output)``, how the model is called; ``watch``: the layout records update effects and
+    attention logits too (``mc.verify``); ``draws``: how the model draws its parameters
+    (``mup.rescale``'s ``draws``)."""
     m = as_model(model_at(size), *call)
-    layout = trace_layout(m, x)
+    layout = trace_layout(m, x, watch=watch)
     target = param_shapes(m, x)
     if parametrization == "mup" and base is not None:
+        _check_bases(model_at, base, x, call)
         reference = param_shapes(as_model(model_at(base), *call), x)
     else:
         reference = target
     shapes = mup.infshapes(reference, target, blocks=blocks, **layout.infshape_options(fans))
-    return Trainee(m, shapes, parametrization, optimizer, depth, bool(zero_query), bool(zero_output)), layout
+    if init is not None:
+        start = functools.partial(_user_init, init, shapes)
+    elif parametrization == "mup":
+        start = functools.partial(mup.rescale, shapes=shapes, draws=draws, zero_query=zero_query,
+                                  zero_output=zero_output)  # fmt: skip
+    else:
+        start = _identity
+    if callable(optimizer):
+        make = functools.partial(_user_optimizer, optimizer, shapes)
+    elif optimizer == "adam":
+        make = functools.partial(_adamw, shapes=shapes, depth=depth)
+    else:
+        make = functools.partial(_sgd, shapes=shapes)
+    return Trainee(m, shapes, start, make), layout
 
 
-__all__ = ["LOSSES", "OPTIMIZERS", "PARAMETRIZATIONS", "Trainee", "check_sizes", "loss_function", "trainee"]
+def _identity(params: Any) -> Any:
+    return params
+
+
+def _user_init(init: Init, shapes: Any, params: Any) -> Any:
+    return init(params, shapes)
+
+
+def _user_optimizer(optimizer: Callable[[Any, Any], optax.GradientTransformation], shapes: Any, lr: Any):
+    return optimizer(lr, shapes)
+
+
+def _adamw(lr: Any, *, shapes: Any, depth: Any) -> optax.GradientTransformation:
+    return mup.adamw(lr, shapes=shapes, depth=depth)
+
+
+def _sgd(lr: Any, *, shapes: Any) -> optax.GradientTransformation:
+    return mup.sgd(lr, shapes=shapes)
+
+
+__all__ = [
+    "LOSSES",
+    "OPTIMIZERS",
+    "PARAMETRIZATIONS",
+    "Trainee",
+    "check_optimizer",
+    "check_sizes",
+    "loss_function",
+    "optimizer_name",
+    "trainee",
+]

@@ -29,13 +29,10 @@ import numpy as np
 
 from flaxinit.tooling import check_int, check_real, train_step
 from mc._cache import ProgramCache
-from mc._model import as_model, check_call_options
+from mc._model import as_model
 from mc._protocols import as_key, prng_name
-from mc._training import LOSSES, OPTIMIZERS, PARAMETRIZATIONS, check_choice, check_sizes, loss_function, trainee
-from mc._width_models import WidthModel
-
-SWEEPS = ("width", "depth")
-
+from mc._sweep import SWEEPS, check_sweep
+from mc._training import optimizer_name, trainee
 
 # --- the optimum of a size -------------------------------------------------------------------
 
@@ -396,7 +393,8 @@ def lr_transfer(
     *,
     base: int,
     parametrization: str = "mup",
-    optimizer: str = "adam",
+    optimizer: str | Callable[[Any, Any], Any] = "adam",
+    init: Callable[[Any, Any], Any] | None = None,
     steps: int,
     batch_size: int,
     seeds: int = 3,
@@ -444,7 +442,10 @@ def lr_transfer(
       parametrization: ``"mup"`` (the init rescaled, per-parameter learning rates, against
         ``model(base)``) or ``"sp"`` (the model's own init, the plain optimizer). With
         ``sweep="depth"`` the width rules are the identity either way.
-      optimizer: ``"adam"`` (ε 1e-8) or ``"sgd"``.
+      optimizer: ``"adam"`` (ε 1e-8), ``"sgd"``, or a function ``(learning_rate, shapes) ->
+        optax.GradientTransformation`` (as for :func:`mc.coord_check`).
+      init: a function ``(params, shapes) -> params`` giving the initial parameters from a
+        draw of the model (as for :func:`mc.coord_check`).
       steps: training steps per run.
       batch_size: rows per step, at most the number of examples (drawn with replacement).
       seeds: runs per learning rate (at least 2, for a standard error).
@@ -483,43 +484,16 @@ def lr_transfer(
       >>> len(r.loss_mean), len(r.loss_mean[0]), len(r.loss_seeds[0][0])
       (2, 3, 2)
     """
-    import flax.linen as nn
-
-    if isinstance(model, nn.Module) or not callable(model):
-        raise TypeError(
-            f"model must be a function size -> flax.linen Module (or nnx factory), got {type(model).__name__}"
-        )
-    sizes = check_sizes(sizes, "sizes")
     grid = np.sort(_grid(log2_lrs))
-    base = check_int(base, "base")
-    check_choice(parametrization, "parametrization", PARAMETRIZATIONS)
-    check_choice(optimizer, "optimizer", OPTIMIZERS)
-    check_choice(sweep, "sweep", SWEEPS)
-    steps, batch_size, seeds = check_int(steps, "steps"), check_int(batch_size, "batch_size"), check_int(seeds, "seeds")
-    if seeds < 2:
-        raise ValueError(f"seeds must be at least 2 (a standard error needs two), got {seeds}")
+    run = check_sweep(
+        model, sizes, base, sweep=sweep, alpha=alpha, parametrization=parametrization, optimizer=optimizer,
+        init=init, lr=1.0, steps=steps, seeds=seeds, loss=loss, fans=fans, blocks=blocks, zero_query=zero_query,
+        zero_output=False, call_kwargs=call_kwargs, method=method, output=output,
+    )  # fmt: skip
+    sizes, base, batch_size = run.sizes, run.base, check_int(batch_size, "batch_size")
     last = max(1, steps // 10) if last is None else check_int(last, "last")
     if last > steps:
         raise ValueError(f"last must be at most steps ({steps}), got {last}")
-    if not isinstance(loss, str) and not callable(loss):
-        raise TypeError(f"loss must be one of {', '.join(LOSSES)} or a function, got {loss!r}")
-    loss_fn = loss_function(loss)
-    call = check_call_options(method, call_kwargs, output)
-    if alpha is not None:
-        alpha = check_real(alpha, "alpha")
-        if sweep != "depth":
-            raise ValueError("alpha applies to sweep='depth' only (the depth rules of the optimizer)")
-        if optimizer != "adam":
-            raise ValueError("alpha needs optimizer='adam' (SPEC §10 states the depth rules for Adam)")
-        if blocks is None:
-            raise ValueError("alpha needs blocks= (the path globs of the parameters inside residual blocks)")
-    if isinstance(model, WidthModel):  # its own settings must agree
-        if model.sweep != sweep:
-            raise ValueError(f"sweep={sweep!r} but the model was built with sweep={model.sweep!r}")
-        if sweep == "depth" and model.alpha != alpha:
-            raise ValueError(f"alpha={alpha!r} but the model's branch multiplier has alpha={model.alpha!r}")
-        if sweep == "depth" and model.base_depth != base:
-            raise ValueError(f"base={base} but the model's branch multiplier has base_depth={model.base_depth}")
     inputs, targets = jnp.asarray(inputs), jnp.asarray(targets)
     if inputs.ndim == 0 or targets.ndim == 0 or inputs.shape[0] != targets.shape[0]:
         raise ValueError(
@@ -545,14 +519,15 @@ def lr_transfer(
         else:
 
             def build(size=size):
-                depth = (size, base, alpha) if alpha is not None else None
+                depth = (size, base, run.alpha) if run.alpha is not None else None
                 t, _ = trainee(model, size, inputs[:batch_size], base=base if sweep == "width" else None,
-                               parametrization=parametrization, optimizer=optimizer, fans=fans, blocks=blocks,
-                               depth=depth, zero_query=zero_query, call=call)  # fmt: skip
-                return t, _size_programs(t, loss_fn, steps, batch_size)
+                               parametrization=parametrization, optimizer=run.optimizer, init=init, fans=fans,
+                               blocks=blocks, depth=depth, zero_query=zero_query, call=run.call,
+                               draws=dict(run.draws) if isinstance(run.draws, tuple) else run.draws)  # fmt: skip
+                return t, _size_programs(t, run.loss_fn, steps, batch_size)
 
-            signature = (model, size, base, parametrization, optimizer, sweep, alpha, blocks, fans, zero_query, call,
-                         loss, steps, batch_size, jax.typeof(inputs), jax.typeof(targets),
+            signature = (model, size, base, parametrization, run.optimizer, init, sweep, run.alpha, blocks, fans,
+                         zero_query, run.call, loss, steps, batch_size, jax.typeof(inputs), jax.typeof(targets),
                          jax.default_backend())  # fmt: skip
             t, program = _PROGRAMS.get(signature, build)
             losses = program(lrs, seed_of_run, init_keys, data_keys, inputs, targets)
@@ -562,13 +537,14 @@ def lr_transfer(
             on_size(size, merit.tolist())
         per_size.append(merit)
     if not name:  # every size was done before
-        name = as_model(model(sizes[0]), *call).name
+        name = as_model(model(sizes[0]), *run.call).name
     merits = np.stack(per_size)  # [sizes, lrs, seeds]
     mean, se = _summary(merits)
     optima = [optimal_log2_lr(grid, row) for row in mean]
     loss_name = loss if isinstance(loss, str) else "custom"
     return TransferResult(
-        name, parametrization, optimizer, sweep, sizes, base, alpha, tuple(float(v) for v in grid), steps,
+        name, parametrization, optimizer_name(run.optimizer), sweep, sizes, base, run.alpha,
+        tuple(float(v) for v in grid), steps,
         batch_size, seeds, last, loss_name, _nested(merits), _nested(mean), _nested(se),
         tuple(v for v, _ in optima), tuple(e for _, e in optima), prng_name(key),
     )  # fmt: skip

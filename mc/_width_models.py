@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 from flaxinit import mup
 
@@ -113,6 +115,69 @@ class Transformer(nn.Module):
         return embed.attend(x)
 
 
+class NnxBlock(nnx.Module):
+    """:class:`Block` in nnx: the same layers, names and arithmetic."""
+
+    def __init__(self, width: int, heads: int, attention_fn: Callable | None, branch_multiplier: float, rngs):
+        self.attention_norm = nnx.LayerNorm(width, rngs=rngs)
+        kwargs = {} if attention_fn is None else {"attention_fn": attention_fn}
+        self.attention = nnx.MultiHeadAttention(
+            num_heads=heads, in_features=width, deterministic=True, decode=False, rngs=rngs, **kwargs
+        )
+        self.mlp_norm = nnx.LayerNorm(width, rngs=rngs)
+        self.mlp_in = nnx.Linear(width, 4 * width, rngs=rngs)
+        self.mlp_out = nnx.Linear(4 * width, width, rngs=rngs)
+        self.branch_multiplier = branch_multiplier
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        mask = nnx.make_causal_mask(jnp.ones(x.shape[:2], jnp.int32))
+        h = self.attention_norm(x)
+        x = x + self.branch_multiplier * self.attention(h, h, mask=mask)
+        h = self.mlp_in(self.mlp_norm(x))
+        return x + self.branch_multiplier * self.mlp_out(nnx.gelu(h))
+
+
+class NnxTransformer(nnx.Module):
+    """:class:`Transformer` in nnx (the same attributes, layers and parameter names)."""
+
+    def __init__(self, width: int, vocab: int, depth: int = 2, heads: int = 4, max_length: int = 64,
+                 tied: bool = False, parametrization: str = "mup", base_width: int = 64,
+                 branch_multiplier: float = 1.0, *, rngs: nnx.Rngs):  # fmt: skip
+        table = nnx.initializers.normal(1.0)
+        self.embed = nnx.Embed(vocab, width, embedding_init=table, rngs=rngs)
+        self.positions = nnx.Param(table(rngs.params(), (max_length, width)))
+        is_mup = parametrization == "mup"
+        attention_fn = mup.dot_product_attention(base_width // heads) if is_mup else None
+        self.depth = depth
+        for i in range(depth):
+            setattr(self, f"block_{i}", NnxBlock(width, heads, attention_fn, branch_multiplier, rngs))
+        self.final_norm = nnx.LayerNorm(width, rngs=rngs)
+        self.tied, self.is_mup = tied, is_mup
+        if not tied:
+            self.readout = nnx.Linear(width, vocab, rngs=rngs)
+        elif is_mup:
+            self.readout = mup.nnx.Readout(width, vocab, base_width, tied=True, rngs=rngs)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        x = self.embed(tokens) + self.positions[: tokens.shape[-1]]
+        for i in range(self.depth):
+            x = getattr(self, f"block_{i}")(x)
+        x = self.final_norm(x)
+        if not self.tied:
+            return self.readout(x)
+        if self.is_mup:
+            return self.readout(x, embedding=self.embed.embedding[...])
+        return self.embed.attend(x)
+
+
+def _nnx_factory(cls: type, **options: object) -> Callable[[nnx.Rngs], nnx.Module]:
+    def factory(rngs: nnx.Rngs) -> nnx.Module:
+        return cls(rngs=rngs, **options)
+
+    factory.__name__ = cls.__name__
+    return factory
+
+
 @dataclasses.dataclass(frozen=True)
 class WidthModel:
     """``size -> flax.linen Module``: a reference model at a width (or, with ``sweep="depth"``, a depth).
@@ -131,16 +196,29 @@ class WidthModel:
     alpha: float | None = None
     base_depth: int = 2
     options: tuple[tuple[str, object], ...] = ()
+    api: str = "linen"
 
-    def __call__(self, size: int) -> nn.Module:
+    @property
+    def draws(self) -> str | dict[str, str]:
+        """How the model draws its parameters, for :func:`flaxinit.mup.rescale`: Flax's defaults
+        (fan-in draws), but the Transformer's embedding table, drawn N(0, 1)."""
+        return "fan_in" if self.name == "mlp" else {"embed/embedding": "fixed"}
+
+    def __call__(self, size: int) -> Any:
         options = dict(self.options)
         if self.name == "mlp":
             return MLP(size, **options)
+        options["parametrization"] = self.parametrization
         if self.sweep == "depth":
             options["depth"] = size
-            multiplier = 1.0 if self.alpha is None else mup.depth_multiplier(size, self.base_depth, self.alpha)
-            return Transformer(parametrization=self.parametrization, branch_multiplier=multiplier, **options)
-        return Transformer(size, parametrization=self.parametrization, **options)
+            options["branch_multiplier"] = (
+                1.0 if self.alpha is None else mup.depth_multiplier(size, self.base_depth, self.alpha)
+            )
+        else:
+            options["width"] = size
+        if self.api == "nnx":
+            return _nnx_factory(NnxTransformer, **options)
+        return Transformer(**options)
 
 
 def width_model(
@@ -150,6 +228,7 @@ def width_model(
     sweep: str = "width",
     alpha: float | None = None,
     base_depth: int = 2,
+    api: str = "linen",
     **options: object,
 ) -> WidthModel:
     """A reference model of the coordinate check and the LR-transfer sweeps, as ``size -> Module``.
@@ -163,6 +242,8 @@ def width_model(
       alpha: with ``sweep="depth"``, the branch multiplier's exponent ``(depth /
         base_depth) ** -alpha`` (1: CompleteP; ``None``: no depth scaling).
       base_depth: the depth where the multiplier is 1.
+      api: ``"linen"`` (a Module per size) or, for the Transformer, ``"nnx"`` (a factory
+        ``rngs -> NnxTransformer`` per size: the same layers, names and arithmetic).
       **options: the model's other attributes (``vocab=``, ``tied=``, ``base_width=``,
         ``out_features=``, ``hidden_layers=``, ``width=`` for depth sweeps).
 
@@ -185,4 +266,6 @@ def width_model(
         raise ValueError("sweep='depth' needs the fixed width=")
     if name == "transformer" and "vocab" not in options:
         raise ValueError("the transformer needs vocab=")
-    return WidthModel(name, parametrization, sweep, alpha, base_depth, tuple(sorted(options.items())))
+    if api not in ("linen", "nnx") or (api == "nnx" and name != "transformer"):
+        raise ValueError(f"api must be 'linen', or 'nnx' for the transformer, got {api!r} for {name!r}")
+    return WidthModel(name, parametrization, sweep, alpha, base_depth, tuple(sorted(options.items())), api)

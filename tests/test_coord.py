@@ -35,7 +35,7 @@ EPS32 = float(jnp.finfo(jnp.float32).eps)
 
 @pytest.fixture(scope="module")
 def mlp_check():
-    return mc.coord_check(mc.width_model("mlp"), [16, 32], X, Y, base_width=16, lr=0.01, steps=3, seeds=3, key=5)
+    return mc.coord_check(mc.width_model("mlp"), [16, 32], X, Y, base=16, lr=0.01, steps=3, seeds=3, key=5)
 
 
 def _reference(width, seed, key, base_width=16, steps=3, lr=0.01):
@@ -78,7 +78,7 @@ def test_rows_are_each_seeds_mean_abs_averaged_with_its_standard_error(mlp_check
 
 def test_one_step_is_the_forward_pass_at_init():
     """``steps=1``: the program's scan runs no update; the one step recorded is the init's forward pass."""
-    r = mc.coord_check(mc.width_model("mlp"), [16, 32], X, Y, base_width=16, lr=0.01, steps=1, seeds=3, key=5)
+    r = mc.coord_check(mc.width_model("mlp"), [16, 32], X, Y, base=16, lr=0.01, steps=1, seeds=3, key=5)
     assert r.steps == 1 and {row.step for row in r.rows} == {1} and len(r.losses[0]) == 1
     for width in r.widths:
         per_seed = [_reference(width, s, 5, steps=1) for s in range(3)]
@@ -87,12 +87,12 @@ def test_one_step_is_the_forward_pass_at_init():
 
 
 def test_a_widths_rows_depend_only_on_the_key_and_seeds_not_on_the_other_widths(mlp_check):
-    other = mc.coord_check(mc.width_model("mlp"), [32, 48], X, Y, base_width=16, lr=0.01, steps=3, seeds=3, key=5)
+    other = mc.coord_check(mc.width_model("mlp"), [32, 48], X, Y, base=16, lr=0.01, steps=3, seeds=3, key=5)
     assert [x for x in mlp_check.rows if x.width == 32] == [x for x in other.rows if x.width == 32]
 
 
 def test_mup_is_the_identity_at_the_base_width(mlp_check):
-    sp = mc.coord_check(mc.width_model("mlp", "sp"), [16, 32], X, Y, base_width=16, parametrization="sp", lr=0.01,
+    sp = mc.coord_check(mc.width_model("mlp", "sp"), [16, 32], X, Y, base=16, parametrization="sp", lr=0.01,
                         steps=3, seeds=3, key=5)  # fmt: skip
     assert [x for x in mlp_check.rows if x.width == 16] == [x for x in sp.rows if x.width == 16]
     assert [x for x in mlp_check.rows if x.width == 32] != [x for x in sp.rows if x.width == 32]
@@ -124,7 +124,7 @@ def test_slope_is_that_of_log2_mean_abs_against_log2_width(mlp_check):
 @pytest.mark.slow
 def test_an_nnx_factory_is_checked_like_a_linen_module():
     r = mc.coord_check(lambda w: lambda rngs: NnxMLP(w, rngs), [16, 32], jnp.ones((4, 12)), jnp.zeros(4, jnp.int32),
-                       base_width=16, lr=0.01, steps=2, seeds=2)  # fmt: skip
+                       base=16, lr=0.01, steps=2, seeds=2)  # fmt: skip
     assert r.paths == ("l1", "l2", "out", "(output)")
     assert all(math.isfinite(x.mean_abs) and x.mean_abs > 0 for x in r.rows)
 
@@ -150,7 +150,7 @@ class _Residual(nn.Module):
 
 @pytest.mark.slow
 def test_scanned_stacks_get_a_row_per_layer():
-    r = mc.coord_check(_Stack, [16, 32], X, Y, base_width=16, lr=0.01, steps=2, seeds=2)
+    r = mc.coord_check(_Stack, [16, 32], X, Y, base=16, lr=0.01, steps=2, seeds=2)
     assert r.paths == tuple(["Dense_0"] + [f"Scan_Residual_0[{i}]/Dense_0" for i in range(3)] + ["Dense_1", "(output)"])
 
 
@@ -163,22 +163,33 @@ def test_the_plot_is_written(tmp_path, mlp_check):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"widths": [16]}, ValueError, "widths must hold at least two"),
-        ({"widths": [16, 16]}, ValueError, "widths must hold at least two"),
-        ({"widths": [16, 0]}, ValueError, "widths"),
+        ({"sizes": [16]}, ValueError, "sizes must hold at least two"),
+        ({"sizes": [16, 16]}, ValueError, "sizes must hold at least two"),
+        ({"sizes": [16, 0]}, ValueError, "each of sizes"),
         ({"seeds": 1}, ValueError, "seeds must be at least 2"),
         ({"lr": 0.0}, ValueError, "lr must be positive"),
         ({"parametrization": "ntk"}, ValueError, "parametrization must be one of"),
         ({"optimizer": "rmsprop"}, ValueError, "optimizer must be one of"),
         ({"loss": "hinge"}, ValueError, "loss must be one of"),
-        ({"model": nn.Dense(4)}, TypeError, "model must be a function width"),
+        ({"model": nn.Dense(4)}, TypeError, "model must be a function size"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, error, match):
-    args = {"model": mc.width_model("mlp"), "widths": [16, 32], "lr": 0.01}
+    args = {"model": mc.width_model("mlp"), "sizes": [16, 32], "lr": 0.01}
     args.update(kwargs)
     with pytest.raises(error, match=match):
-        mc.coord_check(args.pop("model"), args.pop("widths"), X, Y, base_width=16, **args)
+        mc.coord_check(args.pop("model"), args.pop("sizes"), X, Y, base=16, **args)
+
+
+def test_the_earlier_argument_names_still_work_with_a_deprecation_warning():
+    model, seen = mc.width_model("mlp"), []
+    with pytest.warns(DeprecationWarning, match="base_width= is deprecated: call it base="):
+        old = mc.coord_check(model, inputs=X, targets=Y, widths=[16, 32], base_width=16, lr=0.01, steps=1, seeds=2,
+                             on_width=lambda *a: seen.append(a[0]))  # fmt: skip
+    new = mc.coord_check(model, [16, 32], X, Y, base=16, lr=0.01, steps=1, seeds=2)
+    assert old == new and seen == [16, 32]
+    with pytest.raises(TypeError, match="base and base_width are the same argument"):
+        mc.coord_check(model, [16, 32], X, Y, base=16, base_width=16, lr=0.01)
 
 
 _PLOT_STORED = """

@@ -13,7 +13,7 @@ from mup_models import NnxMLP
 
 import mc
 from flaxinit.tooling import to_json
-from mc import _cli, _coord
+from mc import _cli, _coord, _sweep
 from mc._cache import ProgramCache
 from mc._models import import_factory
 
@@ -81,7 +81,7 @@ def test_the_json_holds_what_coord_check_gives(mlp_run):
     assert int(targets.min()) >= 0 and int(targets.max()) < _cli.COORD_CLASSES
     for parametrization in ("sp", "mup"):
         direct = mc.coord_check(
-            mc.width_model("mlp", parametrization), [16, 32], inputs, targets, base_width=16,
+            mc.width_model("mlp", parametrization), [16, 32], inputs, targets, base=16,
             parametrization=parametrization, optimizer="adam", lr=0.01, steps=2, seeds=2, key=0,
         )  # fmt: skip
         assert doc["results"][parametrization] == to_json(direct.to_dict())
@@ -93,9 +93,9 @@ def ctrl_c_after_width(monkeypatch):
     program has run, as a Ctrl-C at that moment would be."""
 
     def arm(n):
-        real = _coord._width_program
+        real = _coord.size_program
         calls = {"n": 0}
-        monkeypatch.setattr(_coord, "_PROGRAMS", ProgramCache(32))  # none compiled before: all wrapped
+        monkeypatch.setattr(_sweep, "PROGRAMS", ProgramCache(32))  # none compiled before: all wrapped
 
         def program(*args, **kwargs):
             run = real(*args, **kwargs)
@@ -109,7 +109,7 @@ def ctrl_c_after_width(monkeypatch):
 
             return run_then_ctrl_c
 
-        monkeypatch.setattr(_coord, "_width_program", program)
+        monkeypatch.setattr(_coord, "size_program", program)
 
     return arm
 
@@ -149,9 +149,9 @@ def test_resume_runs_only_the_missing_widths(mlp_run, tmp_path, ctrl_c_after_wid
     ctrl_c_after_width(3)
     assert _cli.main(argv) == 130
     widths_run = []
-    monkeypatch.setattr(_coord, "_PROGRAMS", ProgramCache(32))  # counted: a program built is a width run
-    real = _coord._width_program
-    monkeypatch.setattr(_coord, "_width_program", lambda t, *a: widths_run.append(t) or real(t, *a))
+    monkeypatch.setattr(_sweep, "PROGRAMS", ProgramCache(32))  # counted: a program built is a width run
+    real = _coord.size_program
+    monkeypatch.setattr(_coord, "size_program", lambda t, *a: widths_run.append(t) or real(t, *a))
     assert _cli.main([*argv, "--resume"]) == 0
     assert len(widths_run) == 1  # mup at width 32: the only width not measured before
     assert _cli.main([*argv, "--resume"]) == 0  # a finished run: nothing to do
@@ -232,7 +232,7 @@ def test_a_users_factory(factory, paths, compare, tmp_path):
     key = mc.philox_key(0)
     inputs, targets = _cli.coord_batch(factory, key, (16, 12), (16,), 10)
     model = import_factory(factory)
-    direct = mc.coord_check(model, [16, 32], inputs, targets, base_width=16, lr=0.01, steps=2, seeds=2, key=key)
+    direct = mc.coord_check(model, [16, 32], inputs, targets, base=16, lr=0.01, steps=2, seeds=2, key=key)
     assert result == to_json(direct.to_dict())
 
 
@@ -247,7 +247,7 @@ def test_transformer_command_is_coord_check(tmp_path):
     assert (inputs[:, 1:] == targets[:, :-1]).all()  # next-token targets
     model = mc.width_model("transformer", "mup", vocab=_cli.COORD_VOCAB, base_width=16, tied=True)
     direct = mc.coord_check(
-        model, [16, 32], inputs, targets, base_width=16, lr=0.01, steps=2, seeds=2, key=0, zero_query=True
+        model, [16, 32], inputs, targets, base=16, lr=0.01, steps=2, seeds=2, key=0, zero_query=True
     )
     assert doc["results"]["mup"] == to_json(direct.to_dict())
 

@@ -160,6 +160,21 @@ def test_rescale_gives_the_stds_of_section_10_within_sampling_error():
     assert not np.any(zero["Dense_2"]["kernel"]) and np.array_equal(zero["Dense_1"]["kernel"], new["Dense_1"]["kernel"])
 
 
+def test_rescale_brings_flax_default_embeddings_back_to_the_base_std():
+    # SPEC §11: nn.Embed's default draws N(0, 1/features), an input weight shrinking with the
+    # width; rescale (fan-in draws) multiplies it by sqrt(m_out), so its std is the base's
+    # 1/sqrt(BASE) at every width (the SE of a mean square of n normal draws: std^2 sqrt(2/n));
+    # declared fixed, it is left alone
+    tokens = jnp.zeros((2, 5), jnp.int32)
+    params = LinenTransformer(TARGET).init(jax.random.key(3), tokens)
+    shapes = mup.infshapes(_linen_shapes(LinenTransformer, BASE), params, tied_readout=True)
+    table = np.asarray(mup.rescale(params, shapes)["params"]["Embed_0"]["embedding"], np.float64)
+    std = 1 / math.sqrt(BASE)
+    assert abs(np.mean(table**2) - std**2) < Z * std**2 * math.sqrt(2 / table.size)
+    kept = mup.rescale(params, shapes, draws={"*/embedding": "fixed"})["params"]["Embed_0"]["embedding"]
+    assert np.array_equal(kept, params["params"]["Embed_0"]["embedding"])
+
+
 class TanhMLP(nn.Module):
     """Two tanh layers and a readout: a Dense (Table 3's form) or a mup.Readout (Table 8's)."""
 
@@ -354,7 +369,7 @@ def test_the_guides_walk_throughs_run(tmp_path):
     assert (qkv.role, qkv.fan_in, qkv.fan_out) == ("hidden", 512, 3 * 512)
     assert scope["model"](jnp.zeros((2, 5), jnp.int32)).shape == (2, 5, 1000)
     png = tmp_path / "coord.png"
-    check = blocks[3].replace("[64, 128, 256, 512, 1024]", "[16, 32]").replace("base_width=64", "base_width=16")
+    check = blocks[3].replace("[64, 128, 256, 512, 1024]", "[16, 32]").replace("base=64", "base=16")
     exec(compile(check.replace('"coord.png"', repr(str(png))), "docs/mup.md (coordinate check)", "exec"), scope)
     assert math.isfinite(scope["slope"]) and scope["se"] > 0 and png.stat().st_size > 1000
 

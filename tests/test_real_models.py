@@ -315,7 +315,7 @@ def _path_leaves(tree):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_pattern_runs_a_coordinate_check(name):
     model_at, x, call, targets = CASES[name]
-    result = mc.coord_check(model_at, [BASE, 2 * BASE], x, targets, base_width=BASE, lr=0.01, steps=2, seeds=2,
+    result = mc.coord_check(model_at, [BASE, 2 * BASE], x, targets, base=BASE, lr=0.01, steps=2, seeds=2,
                             **call)  # fmt: skip
     assert result.paths[-1] == OUTPUT
     assert all(math.isfinite(r.mean_abs) for r in result.rows)
@@ -345,7 +345,7 @@ def test_coord_check_and_lr_transfer_take_call_kwargs_method_and_output(call):
     x = jax.random.normal(jax.random.key(0), (8, 6))
     y = real_models.labels(8)
     audit = mc.audit(TwoInputsTupleOut(BASE), x, 8, key=0, **call)
-    r = mc.coord_check(TwoInputsTupleOut, [BASE, 2 * BASE], x, y, base_width=BASE, lr=0.01, steps=2, seeds=2, **call)
+    r = mc.coord_check(TwoInputsTupleOut, [BASE, 2 * BASE], x, y, base=BASE, lr=0.01, steps=2, seeds=2, **call)
     assert [row.path for row in r.rows if row.width == BASE and row.step == 1] == [a.path for a in audit.layers]
     t = mc.lr_transfer(TwoInputsTupleOut, [BASE, 2 * BASE], [-8, -6, -4], x, y, base=BASE, steps=2, batch_size=4,
                        seeds=2, **call)  # fmt: skip
@@ -355,7 +355,7 @@ def test_coord_check_and_lr_transfer_take_call_kwargs_method_and_output(call):
 def test_the_checks_name_a_bad_output_or_call_option():
     x, y = jax.random.normal(jax.random.key(0), (8, 6)), real_models.labels(8)
     with pytest.raises(TypeError, match="output must pick the model's output"):
-        mc.coord_check(TwoInputsTupleOut, [BASE, 2 * BASE], x, y, base_width=BASE, lr=0.01, output=1.5)
+        mc.coord_check(TwoInputsTupleOut, [BASE, 2 * BASE], x, y, base=BASE, lr=0.01, output=1.5)
     with pytest.raises(TypeError, match="call_kwargs must be a mapping"):
         mc.lr_transfer(TwoInputsTupleOut, [BASE, 2 * BASE], [-8, -6, -4], x, y, base=BASE, steps=2, batch_size=4,
                        call_kwargs=[("shift", 1.0)])  # fmt: skip

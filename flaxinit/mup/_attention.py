@@ -50,6 +50,7 @@ def dot_product_attention(base_head_dim: int, attention_fn: Callable[..., Any] |
     import flax.linen as nn
 
     attention.__signature__ = inspect.signature(attention_fn if attention_fn is not None else nn.dot_product_attention)
+    attention.base_head_dim = base_head_dim  # read by mc's checks: the base they see must be this one
     return attention
 
 

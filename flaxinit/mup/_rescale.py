@@ -40,13 +40,16 @@ def rescale(
 ) -> Any:
     """The μP initialization from a standard draw of the target model (§10, Table 3).
 
-    With ``draws="fan_in"`` (the draw's std scales as ``1/sqrt(fan_in)``: lecun, he, Flax's
-    defaults) output weights are multiplied by ``1/sqrt(m_in)`` and everything else kept;
+    With ``draws="fan_in"`` (each parameter drawn by its layer's Flax default: a std of
+    ``1/sqrt(fan_in)``, lecun or he) output weights are multiplied by ``1/sqrt(m_in)``,
+    embedding tables (Flax's ``Embed`` draws ``1/sqrt(features)``, an input weight that μP
+    wants Θ(1)) by ``sqrt(m_out)``, back to the base's std, and everything else kept;
     with ``draws="fixed"`` (a std that does not depend on the fans, such as ``normal(0.02)``)
     hidden weights by ``1/sqrt(m_in)`` and output weights by ``1/m_in``. At the base shapes
     nothing changes. :class:`~flaxinit.mup.Readout` kernels (Table 8's form) are kept. A
     model that draws some parameters each way (Gemma: ``normal(0.01)`` MLP kernels beside
-    fan-in attention kernels) says which per path glob, as ``fans=`` does.
+    fan-in attention kernels; an embedding drawn ``normal(1.0)``) says which per path glob, as
+    ``fans=`` does: ``draws={"*/embedding": "fixed"}``.
 
     Args:
       params: the target model's parameters, in any form :func:`infshapes` takes.

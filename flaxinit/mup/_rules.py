@@ -7,7 +7,7 @@ is 1 at the base shapes):
 ======== ===================== ============ =============== =========
 role     init (fan-in draws)   Adam LR      SGD LR          Adam ε
 ======== ===================== ============ =============== =========
-input    1                     1            m_out           1
+input    1 (embedding: √m_out) 1            m_out           1
 hidden   1                     1 / m_in     m_out / m_in    1 / m_in
 output   1 / sqrt(m_in)        1 / m_in     1 / m_in        1
 finite   1                     1            1               1
@@ -64,13 +64,21 @@ def check_optimizer(optimizer: str) -> str:
 
 
 def init_multiplier(s: InfShape, draws: str, zero_output: bool) -> float:
-    """What a draw of the target model is multiplied by (``draws="fan_in"``: its std scales
-    as ``1/sqrt(fan_in)``; ``"fixed"``: its std does not depend on the fans)."""
+    """What a draw of the target model is multiplied by (``draws="fan_in"``: drawn by its
+    layer's Flax default, a std of ``1/sqrt(fan_in)``; ``"fixed"``: a std that does not depend
+    on the fans).
+
+    Flax's default ``Embed`` draws ``variance_scaling(1, "fan_in", "normal", out_axis=0)``, a
+    std of ``1/sqrt(features)``: an embedding table (an input weight) that shrinks with the
+    width, which μP forbids (SPEC §11); a ``fan_in`` draw of one is brought back to the base's
+    std, ``* sqrt(m_out)``."""
     if s.role == "output" and zero_output:
         return 0.0
     if s.readout:
         return 1.0
     if draws == "fan_in":
+        if s.role == "input" and s.path.rsplit("/", 1)[-1] == "embedding":
+            return math.sqrt(s.fan_out_mult)
         return 1 / math.sqrt(s.fan_in_mult) if s.role == "output" else 1.0
     return {"hidden": 1 / math.sqrt(s.fan_in_mult), "output": 1 / s.fan_in_mult}.get(s.role, 1.0)
 

@@ -1,0 +1,232 @@
+"""What the μP checks share: one vocabulary, checked once, and the run of a coordinate check
+over sizes (:func:`measure`), which :func:`mc.coord_check` reports and :func:`mc.verify` judges.
+
+The words, the same in every check and on the command line: ``sizes`` (widths, or numbers
+of blocks with ``sweep="depth"``), ``base`` (the size where μP is the identity), ``sweep``,
+``alpha`` (the depth exponent), ``key``, ``optimizer`` (``"adam"``, ``"sgd"`` or ``(lr,
+shapes) -> optax optimizer``), ``init`` (``(params, shapes) -> params``), ``call_kwargs``,
+``method``, ``output``, ``on_size``, ``done``. Earlier names (``widths``, ``base_width``,
+``on_width``) still work for one release, with a ``DeprecationWarning``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flaxinit.tooling import check_int, check_real
+from mc._cache import ProgramCache
+from mc._model import Layout, check_call_options
+from mc._training import (
+    LOSSES,
+    PARAMETRIZATIONS,
+    Trainee,
+    check_choice,
+    check_optimizer,
+    check_sizes,
+    loss_function,
+    trainee,
+)
+from mc._width_models import WidthModel
+
+SWEEPS = ("width", "depth")
+
+
+#: The default of an argument's earlier name: not given.
+UNSET: Any = type("Unset", (), {"__repr__": lambda self: "UNSET"})()
+
+
+def renamed(value: Any, old_value: Any, name: str, old_name: str) -> Any:
+    """``value`` (None: not given), or ``old_value`` given under the argument's earlier name
+    (:data:`UNSET` where not given), with a ``DeprecationWarning``; both given is an error."""
+    if old_value is UNSET:
+        return value
+    if value is not None:
+        raise TypeError(f"{name} and {old_name} are the same argument ({old_name} is its earlier name): give {name}")
+    warnings.warn(f"{old_name}= is deprecated: call it {name}= (it will be removed in the next release)",
+                  DeprecationWarning, stacklevel=3)  # fmt: skip
+    return old_value
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A check's settings, checked: what :func:`measure` runs."""
+
+    sizes: tuple[int, ...]
+    base: int
+    sweep: str
+    alpha: float | None
+    parametrization: str
+    optimizer: Any
+    init: Any
+    lr: float
+    steps: int
+    seeds: int
+    loss: Any
+    fans: Any
+    blocks: Any
+    zero_query: bool
+    zero_output: bool
+    call: tuple[Any, Any, Any]
+    draws: Any = "fan_in"
+
+    @property
+    def loss_fn(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
+        return loss_function(self.loss)
+
+
+def check_model(model: Any, sweep: str, alpha: float | None, base: int) -> None:
+    """``model`` is ``size -> Module or nnx factory``; a :class:`mc.WidthModel` agrees with the sweep."""
+    import flax.linen as nn
+
+    if isinstance(model, nn.Module) or not callable(model):
+        raise TypeError(
+            f"model must be a function size -> flax.linen Module (or nnx factory), got {type(model).__name__}"
+        )
+    if isinstance(model, WidthModel):  # its own settings must agree
+        if model.sweep != sweep:
+            raise ValueError(f"sweep={sweep!r} but the model was built with sweep={model.sweep!r}")
+        if sweep == "depth" and model.alpha != alpha:
+            raise ValueError(f"alpha={alpha!r} but the model's branch multiplier has alpha={model.alpha!r}")
+        if sweep == "depth" and model.base_depth != base:
+            raise ValueError(f"base={base} but the model's branch multiplier has base_depth={model.base_depth}")
+
+
+def check_sweep(
+    model: Any, sizes: Any, base: Any, *, sweep: str, alpha: Any, parametrization: str, optimizer: Any, init: Any,
+    lr: Any, steps: Any, seeds: Any, loss: Any, fans: Any, blocks: Any, zero_query: bool, zero_output: bool,
+    call_kwargs: Any, method: Any, output: Any,
+) -> Sweep:  # fmt: skip
+    """Every argument a check shares, checked (one message per mistake, naming the argument)."""
+    sizes = check_sizes(sizes, "sizes")
+    if base is None:
+        raise TypeError("base is required: the size where μP is the identity (the base model's width or depth)")
+    base = check_int(base, "base")
+    check_choice(sweep, "sweep", SWEEPS)
+    check_choice(parametrization, "parametrization", PARAMETRIZATIONS)
+    optimizer = check_optimizer(optimizer)
+    if init is not None and not callable(init):
+        raise TypeError(f"init must be a function (params, shapes) -> params, got {init!r}")
+    lr = check_real(lr, "lr")
+    if not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr}")
+    steps, seeds = check_int(steps, "steps"), check_int(seeds, "seeds")
+    if seeds < 2:
+        raise ValueError(f"seeds must be at least 2 (a standard error needs two), got {seeds}")
+    if not isinstance(loss, str) and not callable(loss):
+        raise TypeError(f"loss must be one of {', '.join(LOSSES)} or a function, got {loss!r}")
+    loss_function(loss)
+    if alpha is not None:
+        alpha = check_real(alpha, "alpha")
+        if sweep != "depth":
+            raise ValueError("alpha applies to sweep='depth' only (the depth rules of the optimizer)")
+        if optimizer != "adam" and not callable(optimizer):
+            raise ValueError("alpha needs optimizer='adam' (SPEC §10 states the depth rules for Adam)")
+        if blocks is None:
+            raise ValueError("alpha needs blocks= (the path globs of the parameters inside residual blocks)")
+    check_model(model, sweep, alpha, base)
+    call = check_call_options(method, call_kwargs, output)
+    draws = freeze_draws(getattr(model, "draws", "fan_in"))  # a mc.WidthModel says how it draws
+    return Sweep(sizes, base, sweep, alpha, parametrization, optimizer, init, lr, steps, seeds, loss, fans, blocks,
+                 bool(zero_query), bool(zero_output), call, draws)  # fmt: skip
+
+
+def freeze_draws(draws: Any) -> Any:
+    """``draws`` hashable (a mapping as sorted pairs, read back by :func:`dict`)."""
+    return tuple(sorted(draws.items())) if isinstance(draws, Mapping) else draws
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeRun:
+    """One size of a coordinate check: per seed and step every row's mean |q|, the losses,
+    and the model's trainee and layout (the rows' names, its parameters' roles)."""
+
+    size: int
+    stats: np.ndarray  # [seeds, steps, rows], float64
+    losses: np.ndarray  # [seeds, steps]
+    trainee: Trainee
+    layout: Layout
+
+    def summary(self) -> tuple[list[tuple[int, str, float, float]], list[float]]:
+        """``([(step, path, mean over seeds, its standard error)], mean loss per step)``."""
+        seeds = self.stats.shape[0]
+        mean, se = self.stats.mean(axis=0), self.stats.std(axis=0, ddof=1) / math.sqrt(seeds)
+        positions = self.layout.positions()
+        rows = [
+            (s + 1, path, float(mean[s, positions[row]]), float(se[s, positions[row]]))
+            for s in range(self.stats.shape[1])
+            for row, path in zip(self.layout.rows(), self.layout.row_paths(), strict=True)
+        ]
+        return rows, [float(v) for v in self.losses.mean(axis=0)]
+
+
+#: Compiled programs of recent sizes, by everything that determines them (not the learning
+#: rate, the batch's values or the keys, which are arguments): a second check of the same
+#: model, or a verdict after a coordinate check, compiles nothing.
+PROGRAMS: ProgramCache[tuple[Trainee, Layout, Callable[..., Any]]] = ProgramCache(32)
+
+
+def measure(
+    model: Callable[[int], Any],
+    run: Sweep,
+    inputs: jax.Array,
+    targets: jax.Array,
+    key: jax.Array,
+    *,
+    watch: bool = False,
+    skip: Sequence[int] = (),
+    program_of: Callable[..., Callable[..., Any]],
+) -> Any:
+    """Yields a :class:`SizeRun` per size not in ``skip``, in increasing order: ``seeds``
+    models ``model(size)`` trained ``steps`` steps on the batch, every row recorded before
+    each update (``watch``: update effects and logits too). ``program_of(trainee, layout,
+    loss_fn, steps, watch)`` builds a size's program (the caller's, so a test can count them)."""
+    keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(run.seeds))
+    for size in run.sizes:
+        if size in skip:
+            continue
+
+        def build(size=size):
+            depth = (size, run.base, run.alpha) if run.alpha is not None else None
+            t, layout = trainee(
+                model, size, inputs, base=run.base if run.sweep == "width" else None,
+                parametrization=run.parametrization, optimizer=run.optimizer, init=run.init, fans=run.fans,
+                blocks=run.blocks, depth=depth, zero_query=run.zero_query, zero_output=run.zero_output,
+                call=run.call, watch=watch, draws=dict(run.draws) if isinstance(run.draws, tuple) else run.draws,
+            )  # fmt: skip
+            return t, layout, program_of(t, layout, run.loss_fn, run.steps, watch)
+
+        settings = tuple(getattr(run, f.name) for f in dataclasses.fields(run) if f.name not in ("sizes", "lr"))
+        signature = (model, size, settings, watch, jax.typeof(inputs), jax.typeof(targets), jax.default_backend())
+        t, layout, program = PROGRAMS.get(signature, build)
+        stats, losses = program(keys, inputs, targets, jnp.float32(run.lr))
+        yield SizeRun(size, np.asarray(stats, np.float64), np.asarray(losses, np.float64), t, layout)
+
+
+def as_mapping(done: Any, name: str = "done") -> Mapping[int, Any]:
+    if done is None:
+        return {}
+    if not isinstance(done, Mapping):
+        raise TypeError(f"{name} must map a size to what was measured there, got {type(done).__name__}")
+    return done
+
+
+__all__ = [
+    "PROGRAMS",
+    "SWEEPS",
+    "UNSET",
+    "SizeRun",
+    "Sweep",
+    "as_mapping",
+    "check_model",
+    "check_sweep",
+    "measure",
+    "renamed",
+]
