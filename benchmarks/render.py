@@ -232,6 +232,42 @@ def bench_coord(path: str = f"{RESULTS}/bench_coord.json") -> str:
     )
 
 
+def bench_coord_microsoft(path: str = f"{RESULTS}/bench_coord_microsoft.json") -> str:
+    """``mc.coord_check``/``mc.verify`` against microsoft/mup's ``get_coord_data`` in torch
+    (``<!-- render bench_coord_microsoft [FILE] -->``)."""
+    doc = load(path)
+    meta, median, ratio, met = doc["meta"], doc["median_s"], doc["ratio"], doc["met"]
+
+    def verdict(kind: str) -> str:
+        return "met" if met[kind] else "**missed**"
+
+    lines = [
+        "| one coordinate check, fresh process | microsoft/mup `get_coord_data` (torch) | `mc.coord_check` | "
+        "torch / jax | target |",
+        "|---|---|---|---|---|",
+        f"| cold: first call | {median['get_coord_data cold']:.2f} s | {median['coord_check cold']:.2f} s | "
+        f"**{ratio['cold']:.2f}x** | >= {doc['targets']['cold']:g}x: {verdict('cold')} |",
+        f"| cold, persistent compilation cache filled | {median['get_coord_data cold']:.2f} s | "
+        f"{median['coord_check cold, cache filled']:.2f} s | {ratio['cold, cache filled']:.2f}x | |",
+        f"| warm: second call | {median['get_coord_data warm']:.2f} s | {median['coord_check warm']:.2f} s | "
+        f"**{ratio['warm']:.2f}x** | >= {doc['targets']['warm']:g}x: {verdict('warm')} |",
+        f"| `mc.verify` (also every update effect), warm | {median['get_coord_data warm']:.2f} s | "
+        f"{median['verify warm']:.2f} s | {ratio['verify warm']:.2f}x | |",
+    ]
+    widths = ", ".join(map(str, meta["widths"]))
+    return "\n".join(
+        [
+            *lines,
+            "",
+            f"The MLP of microsoft/mup's coordinate check ({meta['features']} -> w -> w -> {meta['classes']}) at "
+            f"widths {widths}, {meta['seeds']} seeds, {meta['steps']} Adam steps, batch {meta['batch']}; torch "
+            f"{meta['torch']} ({meta['torch_threads']} threads), mup {meta['mup']}, jax {meta['jax']}; median of "
+            f"{meta['repeats']} repeats, each side in fresh processes; load average {meta['loadavg_start'][0]:.1f} "
+            f"at the start. {machine_line(meta)}",
+        ]
+    )
+
+
 TORCH_GAINS = {"linear": "1", "relu": "√2 = 1.4142", "leaky_relu": "√(2/(1+0.01²)) = 1.4141", "tanh": "5/3 = 1.6667",
                "sigmoid": "1", "selu": "3/4 = 0.75"}  # fmt: skip
 
@@ -287,6 +323,7 @@ BLOCKS: dict[str, Callable[..., str]] = {
     "bench_study": bench_study,
     "bench_audit": bench_audit,
     "bench_coord": bench_coord,
+    "bench_coord_microsoft": bench_coord_microsoft,
     "einsum_table": einsum_table,
     "gain_table": gain_table,
     "include": include,

@@ -5,7 +5,9 @@
 (the study and its demos), ``residual`` (:mod:`experiments.residual`), ``proxy-init``
 (:mod:`experiments.proxy_init`), ``gain-depth`` (:mod:`experiments.gain_depth`) or
 ``mutransfer`` (:mod:`experiments.mutransfer`: per-arm JSON, plots, ``summary.json`` and
-``summary.md``; ``--resume`` continues an interrupted run). Every target takes
+``summary.md``; ``--resume`` continues an interrupted run) or ``verify-tolerance``
+(:mod:`experiments.verify_tolerance`: the reference models' distance from μP's exponents,
+which sets ``mc.verify``'s allowances). Every target takes
 ``--quick`` (CI-sized, seconds to a minute), ``--out``, ``--seeds`` and ``--quiet``; the
 study also ``--full`` (the article's epochs). Each network writes
 ``OUT/<network>/metrics.csv``, ``metrics.json`` and ``loss.png``, and ``OUT/report.md``
@@ -75,13 +77,14 @@ def _seeds(text: str) -> list[int]:  # an argparse type
 
 
 RESULTS = Path("experiments") / "results"
-DEMOS = ("residual", "proxy-init", "gain-depth", "mutransfer")  # stand-alone demos, each with its own results folder
+DEMOS = ("residual", "proxy-init", "gain-depth", "mutransfer", "verify-tolerance")  # each with its results folder
 #: Where each demo writes by default; ``--quick`` runs go under ``RESULTS / "quick"``.
 DEMO_FOLDERS = {
     "residual": "residual",
     "proxy-init": "proxy_init",
     "gain-depth": "gain_depth",
     "mutransfer": "mutransfer",
+    "verify-tolerance": "verify",
 }
 
 
@@ -266,7 +269,7 @@ def _device_count(machine_info: dict[str, Any]) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     """``residual``, ``proxy-init`` or ``gain-depth``: run, then write ``results.json`` and ``summary.md``;
     ``mutransfer`` writes its own files (exit status 130 when Ctrl-C stopped it)."""
-    from experiments import gain_depth, mutransfer, proxy_init, residual
+    from experiments import gain_depth, mutransfer, proxy_init, residual, verify_tolerance
 
     folder = args.out or (RESULTS / "quick" if args.quick else RESULTS) / DEMO_FOLDERS[args.target]
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
@@ -278,6 +281,8 @@ def run_demo(args: argparse.Namespace) -> int:
         results, markdown = residual.run(args.quick, args.seeds, log), residual.markdown
     elif args.target == "gain-depth":
         results, markdown = gain_depth.run(args.quick, args.seeds, log), gain_depth.markdown
+    elif args.target == "verify-tolerance":
+        results, markdown = verify_tolerance.run(args.quick, args.seeds, log), verify_tolerance.markdown
     else:
         cfg = proxy_init.config(args.quick, args.seeds, steps=args.steps, proxy_steps=args.proxy_steps)
         cfg = dataclasses.replace(cfg, noises=args.noises) if args.noises else cfg

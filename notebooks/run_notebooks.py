@@ -102,6 +102,8 @@ SMALL: dict[str, dict[str, Any]] = {
         "features": 16,
         "sequences": 2,
         "length": 8,
+        "verify_widths": [32, 64, 128],
+        "verify_seeds": 4,
     },
 }
 

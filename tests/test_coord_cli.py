@@ -18,7 +18,7 @@ from mc._cache import ProgramCache
 from mc._models import import_factory
 
 # every run is tiny: two widths, two steps, two seeds
-TINY = ["--widths", "16,32", "--steps", "2", "--seeds", "2", "--quiet"]
+TINY = ["--sizes", "16,32", "--steps", "2", "--seeds", "2", "--quiet"]
 
 
 def nnx_mlp(width):
@@ -172,19 +172,19 @@ def test_resume_refuses_different_settings(mlp_run, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["--widths", "64"], "--widths must list at least two distinct widths"),
-        (["--widths", "64,64"], "--widths must list at least two distinct widths"),
-        (["--widths", "64,big"], "--widths must be a comma-separated list of positive integers"),
-        (["--widths", "0,16"], "--widths must be a comma-separated list of positive integers"),
+        (["--sizes", "64"], "--sizes must list at least two distinct sizes"),
+        (["--sizes", "64,64"], "--sizes must list at least two distinct sizes"),
+        (["--sizes", "64,big"], "--sizes must be a comma-separated list of positive integers"),
+        (["--widths", "0,16"], "--sizes must be a comma-separated list of positive integers"),  # its earlier name
         (["--model", "nope"], "model must be one of mlp, transformer or package.module:factory, got 'nope'"),
         (["--model", "no_such_module_xyz:factory"], "model 'no_such_module_xyz:factory': cannot load it"),
         (["--model", "mup_models:OUT"], "int is not callable"),
-        (["--model", "mup_models:LinenMLP"], "--model mup_models:LinenMLP needs --input-shape"),
+        (["--model", "mup_models:LinenMLP"], "--model mup_models:LinenMLP needs --data, or --input-shape"),
         (["--model", "mup_models:LinenMLP", "--input-shape", "4,x"], "--input-shape must be a comma-separated"),
         (["--model", "mup_models:LinenCNN", "--input-shape", "4,12"], "factory(16) does not give a model that runs"),
         (["--model", "mup_models:LinenMLP", "--input-shape", "4,12", "--classes", "11"], "only 10 logits"),
-        (["--model", "transformer", "--widths", "18,36"], "must be multiples of 4 for --model transformer"),
-        (["--model", "transformer", "--base-width", "10"], "must be multiples of 4 for --model transformer"),
+        (["--model", "transformer", "--sizes", "18,36"], "must be multiples of 4 for --model transformer"),
+        (["--model", "transformer", "--base", "10"], "must be multiples of 4 for --model transformer"),
         (["--param", "ntk"], "argument --param: invalid choice: 'ntk'"),
         (["--param", "mup", "--param", "mup"], "--param mup is given twice"),
         (["--optimizer", "lion"], "argument --optimizer: invalid choice: 'lion'"),
@@ -194,7 +194,10 @@ def test_resume_refuses_different_settings(mlp_run, tmp_path, capsys):
         (["--lr", "fast"], "argument --lr: must be a positive number"),
         (["--steps", "0"], "argument --steps: must be a positive integer"),
         (["--seeds", "1"], "argument --seeds: must be an integer of at least 2"),
-        (["--base-width", "0"], "argument --base-width: must be a positive integer"),
+        (["--base", "0"], "argument --base/--base-width: must be a positive integer"),
+        (["--sweep", "depth"], "--sweep depth needs --alpha"),
+        (["--alpha", "1"], "--alpha is for --sweep depth"),
+        (["--sweep", "depth", "--alpha", "1"], "--sweep depth needs residual blocks"),
         (["--key", "k"], "argument --key: invalid int value"),
         (["--tied"], "--tied is for --model transformer"),
         (["--input-shape", "4,32"], "--input-shape is for package.module:factory models"),
@@ -204,7 +207,7 @@ def test_resume_refuses_different_settings(mlp_run, tmp_path, capsys):
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, message, capsys):
-    assert _cli.main(["coord-check", "--widths", "16,32", *argv]) == 2
+    assert _cli.main(["coord-check", "--sizes", "16,32", *argv]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("python -m mc: error:")
     assert message in err

@@ -40,6 +40,8 @@ KEY_OUTPUTS = {
         "transformer, mup: 2 widths",
         "| layer | SP, t = 1 | SP, t = 2 | μP, t = 1 | μP, t = 2 |",
         "largest |slope| over the layers at t = 2",
+        "μP verdict for MLP (width sweep, sizes 32, 64, 128",
+        "the hidden layers' learning rate is not scaled by 1/m_in",
     ],
 }
 
