@@ -8,7 +8,7 @@ finite-width (finite-depth) corrections of μP's exponents at the sizes a verdic
 the few degrees of freedom of a standard error from 8 seeds. It is read off the reference
 models here: for every check of every run, the *excess* ``|slope - expected| - z * se`` (or
 ``slope - expected - z * se``); the allowance a quantity needs is its largest excess, which
-``mc._verify.TOLERANCE`` must cover (``tests/test_verify.py`` checks that it does, from the
+``mc.Verdict.TOLERANCE`` must cover (``tests/test_verify.py`` checks that it does, from the
 stored run).
 
 The reference models (:data:`REFERENCES`, the ones ``tests/test_verify.py`` passes under ten
@@ -36,9 +36,8 @@ import optax
 
 import mc
 from flaxinit.tooling import machine
-from mc import _verify
 
-Z = _verify.TOLERANCE["activation"][0]
+Z = mc.Verdict.TOLERANCE["activation"][0]
 DEFAULT_KEYS, QUICK_KEYS, FIRST_KEY = 20, 2, 100
 VOCAB, LENGTH, CLASSES = 32, 8, 10
 
@@ -137,7 +136,7 @@ def run(quick: bool, seeds: Sequence[int] | None, log: Callable[[str], None]) ->
     start = time.perf_counter()
     references: dict[str, Any] = {}
     for name, ref in REFERENCES.items():
-        excess: dict[str, list[float]] = {q: [] for q in _verify.QUANTITIES}
+        excess: dict[str, list[float]] = {q: [] for q in mc.Verdict.QUANTITIES}
         failed = 0
         for key in keys:
             verdict = ref.verify(key)
@@ -152,11 +151,11 @@ def run(quick: bool, seeds: Sequence[int] | None, log: Callable[[str], None]) ->
         largest = {q: None if v is None else round(v, 3) for q, v in references[name]["max_excess"].items()}
         log(f"{name}: {failed} of {len(keys)} verdicts failed; largest excess per quantity {largest}")
     needed = {q: max((r["max_excess"][q] for r in references.values() if r["max_excess"][q] is not None),
-                     default=None) for q in _verify.QUANTITIES}  # fmt: skip
+                     default=None) for q in mc.Verdict.QUANTITIES}  # fmt: skip
     mistakes = {}
     for name, (reference, overrides, cause) in MISTAKES.items():
         verdict = REFERENCES[reference].verify(keys[0], **overrides)
-        named = [f for f in verdict.failures if f.cause == _verify.CAUSES[cause]]
+        named = [f for f in verdict.failures if f.cause == mc.Verdict.CAUSES[cause]]
         margins = [abs(f.slope - f.expected) - c.tolerance for f in named for c in verdict.checks
                    if (c.path, c.step) == (f.path, f.step)]  # fmt: skip
         mistakes[name] = {"reference": reference, "ok": verdict.ok, "cause": cause, "failures": len(verdict.failures),
@@ -166,7 +165,7 @@ def run(quick: bool, seeds: Sequence[int] | None, log: Callable[[str], None]) ->
     return {
         "z": Z,
         "keys": keys,
-        "tolerance": {q: {"z": z, "allowance": a} for q, (z, a) in _verify.TOLERANCE.items()},
+        "tolerance": {q: {"z": z, "allowance": a} for q, (z, a) in mc.Verdict.TOLERANCE.items()},
         "references": references,
         "needed": needed,
         "mistakes": mistakes,

@@ -63,6 +63,14 @@ def scaled_jit(fn=None, *, static: tuple[int, ...], scale: int = 3):
     return call
 
 
+def _flat(draw, shape: tuple[int, ...]) -> jax.Array:
+    """``draw(shape)`` made as a flat vector and reshaped: the same values (jax's random
+    values are laid out by the flat index), and a program XLA's CPU backend compiles in a
+    fraction of the time for kernels of rank 3 or more (measured: 0.3 s against 3 to 5 s for a
+    ``(3, 3, 8, 16)`` conv kernel)."""
+    return draw((int(np.prod(shape, dtype=np.int64)),)).reshape(shape)
+
+
 def _times(x: jax.Array, scale) -> jax.Array:
     """``x * scale``, an array ``scale`` cast to ``x``'s dtype first (as jax casts its scale to the weights')."""
     return x * (scale if isinstance(scale, int | float) else jnp.asarray(scale, x.dtype))
@@ -71,21 +79,21 @@ def _times(x: jax.Array, scale) -> jax.Array:
 @scaled_jit(static=(1, 2, 4, 5))
 def uniform(key, shape, dtype, scale, out_sharding=None, minval=-1.0) -> jax.Array:
     """``scale`` times one ``U(minval, 1)`` draw: ``U(-b, b)`` weights for ``minval=-1``."""
-    u = jax.random.uniform(key, shape, sampling_dtype(dtype), minval, 1.0)
+    u = _flat(lambda flat: jax.random.uniform(key, flat, sampling_dtype(dtype), minval, 1.0), shape)
     return place(_times(u, scale).astype(dtype), out_sharding)
 
 
 @scaled_jit(static=(1, 2, 4))
 def normal(key, shape, dtype, stddev, out_sharding=None) -> jax.Array:
     """``N(0, stddev^2)`` weights: ``stddev`` times one standard-normal draw."""
-    z = jax.random.normal(key, shape, sampling_dtype(dtype))
+    z = _flat(lambda flat: jax.random.normal(key, flat, sampling_dtype(dtype)), shape)
     return place(_times(z, stddev).astype(dtype), out_sharding)
 
 
 @scaled_jit(static=(1, 2, 4, 5, 6))
 def truncated_normal(key, shape, dtype, scale, lower, upper, out_sharding=None) -> jax.Array:
     """``scale`` times one draw of ``N(0, 1)`` truncated to ``[lower, upper]``."""
-    z = jax.random.truncated_normal(key, lower, upper, shape, sampling_dtype(dtype))
+    z = _flat(lambda flat: jax.random.truncated_normal(key, lower, upper, flat, sampling_dtype(dtype)), shape)
     return place(_times(z, scale).astype(dtype), out_sharding)
 
 
@@ -134,11 +142,11 @@ def complex_draw(key, shape, dtype, value, gain, distribution, form, out_shardin
     v = jnp.asarray(value, dtype)
     scale = v if form == "stddev" else jnp.sqrt(v)
     if distribution == "normal":
-        unit = jax.random.normal(key, shape, dtype)
+        unit = _flat(lambda flat: jax.random.normal(key, flat, dtype), shape)
     elif distribution == "uniform":
-        unit = complex_uniform(key, shape, dtype)
+        unit = _flat(lambda flat: complex_uniform(key, flat, dtype), shape)
     else:
-        unit = complex_truncated_normal(key, 2, shape, dtype)
+        unit = _flat(lambda flat: complex_truncated_normal(key, 2, flat, dtype), shape)
         scale = scale / jnp.asarray(COMPLEX_TRUNCATED_STD_2, dtype)
     w = unit * scale
     return place(w if gain == 1.0 else w * gain, out_sharding)

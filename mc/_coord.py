@@ -153,7 +153,7 @@ class CoordCheckResult:
           >>> from flaxinit.tooling import to_json
           >>> x = jax.random.normal(jax.random.key(0), (16, 8))
           >>> y = jax.random.randint(jax.random.key(1), (16,), 0, 10)
-          >>> r = mc.coord_check(mc.width_model("mlp"), [32, 64], x, y, base_width=32, lr=0.01, steps=1, seeds=2)
+          >>> r = mc.coord_check(mc.width_model("mlp"), [32, 64], x, y, base=32, lr=0.01, steps=1, seeds=2)
           >>> mc.CoordCheckResult.from_dict(to_json(r.to_dict())) == r
           True
         """

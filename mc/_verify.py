@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -129,6 +129,12 @@ class Verdict:
       seeds: models per size.
       prng: the generator of the keys.
     """
+
+    #: The quantities, their tolerances and the causes a verdict names (:data:`QUANTITIES`,
+    #: :data:`TOLERANCE`, :data:`CAUSES`), public for those who read or calibrate it.
+    QUANTITIES: ClassVar[tuple[str, ...]] = QUANTITIES
+    TOLERANCE: ClassVar[Mapping[str, tuple[float, float]]] = TOLERANCE
+    CAUSES: ClassVar[Mapping[str, str]] = {}  # set below, once CAUSES is defined
 
     ok: bool
     failures: tuple[Failure, ...]
@@ -336,6 +342,9 @@ CAUSES = {
     "downstream": "follows from a failing layer before it (see the other failures)",
     "unknown": "no pattern of μP's known mistakes fits: this layer's scale moves with the size",
 }
+
+
+Verdict.CAUSES = CAUSES
 
 
 def _causes(checks: Sequence[Check], rules: _Rules) -> list[Failure]:
