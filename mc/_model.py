@@ -235,7 +235,7 @@ class Layout:
 
     def facts(self, fact: str) -> dict[str, Any]:
         """``{module path: value}`` of one kind of fact the model's modules told (``"einsum"``:
-        the equation; ``"readout"``: ``(tied, base_width)``; ``"attend"``)."""
+        the equation; ``"readout"``: ``(tied, base_width, width)``; ``"attend"``)."""
         return {path: value for kind, path, value in self.capture.facts if kind == fact}
 
     def infshape_options(self, fans: Any = None) -> dict[str, Any]:
@@ -255,7 +255,7 @@ class Layout:
             fans = with_equations
         elif equations:  # the caller's globs first: the first glob that matches wins
             fans = {**(fans or {}), **{_literal_glob(path): option for path, option in equations.items()}}
-        tied = any(tied for tied, _ in self.facts("readout").values())
+        tied = any(tied for tied, *_ in self.facts("readout").values())
         return {"stacked": lambda path, shape: stacks.get(path, 0), "fans": fans, "tied_readout": tied}
 
 

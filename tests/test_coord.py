@@ -129,6 +129,14 @@ def test_an_nnx_factory_is_checked_like_a_linen_module():
     assert all(math.isfinite(x.mean_abs) and x.mean_abs > 0 for x in r.rows)
 
 
+def test_a_tied_readout_is_read_as_one():
+    # the trace tells infshapes that mup.Readout(tied=True) reads the embedding table
+    model = mc.width_model("transformer", vocab=11, tied=True, base_width=16)
+    r = mc.coord_check(model, [16, 32], jnp.zeros((2, 4), jnp.int32), jnp.zeros((2, 4), jnp.int32),
+                       base=16, lr=0.01, steps=1, seeds=2)  # fmt: skip
+    assert "readout" in r.paths
+
+
 class _Stack(nn.Module):
     width: int
 
