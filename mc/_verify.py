@@ -321,7 +321,7 @@ CAUSES = {
     "sp": "the standard parametrization: neither μP's init nor its learning rates are applied "
     "(use mup.rescale and mup.adamw/mup.sgd, or mc.verify's defaults)",
     "hidden_lr": "the hidden layers' learning rate is not scaled by 1/m_in (Adam; m_out/m_in for SGD): use "
-    "mup.adamw/mup.sgd, or put mup.scale_updates(shapes) last in your optax chain",
+    "mup.adamw/mup.sgd, or put mup.scale_by_mup(shapes) last in your optax chain",
     "output_lr": "the readout's learning rate is not scaled by 1/m_in (Table 3; a mup.Readout in Table 8's form "
     "keeps LR 1): use mup.adamw/mup.sgd",
     "input_lr": "the input weights' learning rate is scaled with the width (their Adam LR multiplier is 1; "

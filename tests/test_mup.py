@@ -256,6 +256,60 @@ def test_adam_eps_of_hidden_weights_shrinks_with_their_fan_in():
         np.testing.assert_allclose(updates["Dense_0/kernel"], -lr["Dense_0/kernel"] / 2, rtol=1e-5)
 
 
+def test_adam_state_has_the_parameters_structure_at_every_width():
+    # the per-parameter eps are constants of the transformation, not groups of the state: at the
+    # base width every eps multiplier is 1, at 4x they differ, and the state must not change shape
+    structures = []
+    for width in (BASE, TARGET):
+        params = LinenMLP(width).init(jax.random.key(0), jnp.ones((1, IN)))
+        tx = mup.adamw(1e-3, shapes=mup.infshapes(_linen_shapes(LinenMLP, BASE), params), weight_decay=0.1)
+        state = tx.init(params)
+        structures.append(jax.tree.structure(state))
+        adam = state[0]
+        assert isinstance(adam, optax.ScaleByAdamState)
+        assert jax.tree.structure(adam.mu) == jax.tree.structure(params)
+    assert structures[0] == structures[1]
+
+
+def test_adam_with_a_per_parameter_eps_is_optaxs_adam_with_that_eps():
+    # three steps of random gradients: each leaf against optax.scale_by_adam(eps=its eps) on that
+    # leaf alone; the same operations in the same order, so agreement is to float32 rounding
+    params = LinenMLP(TARGET).init(jax.random.key(9), jnp.ones((1, IN)))
+    shapes = mup.infshapes(_linen_shapes(LinenMLP, BASE), params)
+    eps = 1e-2  # large enough that eps shapes the update
+    tx = mup.adamw(1.0, shapes=shapes, eps=eps)
+    lr, eps_mult = _flat(mup.lr_multipliers(shapes, "adam")), {"Dense_0/kernel": 1.0, "Dense_1/kernel": 1 / 4}
+    keys = jax.random.split(jax.random.key(3), 3)
+    grads = [jax.tree.map(lambda p, k=k: 0.01 * jax.random.normal(k, p.shape), params) for k in keys]
+    state = tx.init(params)
+    for g in grads:
+        updates, state = tx.update(g, state, params)
+    for path, u in _flat(updates).items():
+        reference = optax.scale_by_adam(eps=eps * eps_mult.get(path, 1.0))
+        leaf_state = reference.init(_flat(params)[path])
+        for g in grads:
+            expected, leaf_state = reference.update(_flat(g)[path], leaf_state)
+        np.testing.assert_allclose(u, -lr[path] * expected, rtol=1e-6, atol=0, err_msg=path)
+
+
+@pytest.mark.parametrize("make", [mup.adamw, mup.sgd], ids=["adamw", "sgd"])
+def test_weight_decay_mask_spares_what_it_masks_out(make):
+    # zero gradients: the update is the decay alone, -lr * wd * p (independent scaling), or 0 where masked out
+    params = LinenMLP(TARGET).init(jax.random.key(5), jnp.ones((1, IN)))
+    shapes = mup.infshapes(_linen_shapes(LinenMLP, BASE), params)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    matrices = lambda p: jax.tree.map(lambda x: x.ndim > 1, p)  # noqa: E731
+    for mask in (matrices, matrices(params)):
+        updates = _flat(_one_step(make(0.5, shapes=shapes, weight_decay=0.1, mask=mask), params, zeros))
+        for path, p in _flat(params).items():
+            expected = -0.5 * 0.1 * p if p.ndim > 1 else jnp.zeros_like(p)
+            np.testing.assert_allclose(updates[path], expected, rtol=1e-6, atol=0, err_msg=path)
+
+
+def test_scale_by_mup_is_scale_updates_under_optaxs_name():
+    assert mup.scale_by_mup is mup.scale_updates
+
+
 def test_scale_updates_multiplies_each_update_by_its_lr_multiplier():
     params = LinenMLP(TARGET).init(jax.random.key(8), jnp.ones((1, IN)))
     shapes = mup.infshapes(_linen_shapes(LinenMLP, BASE), params)

@@ -5,7 +5,7 @@ with width and depth, relative to a base model (SPEC §10; ``docs/mup.md``).
    fan multipliers and role (input, hidden, output, finite).
 2. ``params = mup.rescale(params, shapes)``: the μP init from a standard draw.
 3. ``tx = mup.adamw(lr, shapes=shapes)`` (or :func:`sgd`, or ``optax.chain(...,
-   mup.scale_updates(shapes))``): the per-parameter learning rates.
+   mup.scale_by_mup(shapes))``): the per-parameter learning rates.
 4. In attention, ``attention_fn=mup.dot_product_attention(base_head_dim)``; with tied
    embeddings, a :class:`Readout` (Table 8's form); residual branches times
    :func:`depth_multiplier` with ``depth=`` in the optimizer.
@@ -15,7 +15,7 @@ Not loaded by ``import flaxinit``: ``from flaxinit import mup`` loads it (and fl
 
 from flaxinit.mup import linen, nnx
 from flaxinit.mup._attention import attention_scale, dot_product_attention
-from flaxinit.mup._optim import adamw, lr_multipliers, scale_updates, sgd
+from flaxinit.mup._optim import adamw, lr_multipliers, scale_by_mup, scale_updates, sgd
 from flaxinit.mup._rescale import rescale
 from flaxinit.mup._rules import depth_multiplier
 from flaxinit.mup._shapes import READOUT_KERNEL, ROLES, InfShape, LayoutWarning, infshapes
@@ -36,6 +36,7 @@ __all__ = [
     "lr_multipliers",
     "nnx",
     "rescale",
+    "scale_by_mup",
     "scale_updates",
     "sgd",
 ]

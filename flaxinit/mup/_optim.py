@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from flaxinit.mup import _rules
@@ -78,13 +79,32 @@ def lr_multipliers(shapes: Any, optimizer: str = "adam", *, depth: Sequence[floa
     return jax.tree.map(lambda s: _rules.lr_multiplier(s, optimizer, depth), shapes)
 
 
-def scale_updates(shapes: Any, optimizer: str = "adam", *, depth: Sequence[float] | None = None):
+def scale_by_mup(
+    shapes: Any, optimizer: str = "adam", *, depth: Sequence[float] | None = None, mask: Any = None
+) -> optax.GradientTransformation:
     """An optax transformation multiplying each parameter's update by its
     :func:`lr_multipliers`: put it last in a chain (``optax.chain(optax.adam(lr),
-    mup.scale_updates(shapes))``). Weight decay inside the chain is then *coupled* (scaled
-    with the LR); :func:`adamw` and :func:`sgd` give the independent form."""
+    mup.scale_by_mup(shapes))``). Weight decay inside the chain is then *coupled* (scaled
+    with the LR); :func:`adamw` and :func:`sgd` give the independent form. ``mask`` (optax's:
+    a tree of booleans or ``params -> tree``) limits the multipliers to where it is ``True``;
+    the default ``None`` scales every parameter. ``scale_updates`` is the same function.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, optax
+      >>> from flaxinit import mup
+      >>> shapes_of = lambda w: jax.eval_shape(nn.Dense(w).init, jax.random.key(0), jnp.ones((1, w)))
+      >>> tx = optax.chain(optax.sgd(1.0), mup.scale_by_mup(mup.infshapes(shapes_of(8), shapes_of(32)), "sgd"))
+      >>> params = {"params": {"kernel": jnp.ones((32, 32)), "bias": jnp.ones(32)}}
+      >>> updates, _ = tx.update(params, tx.init(params))
+      >>> float(updates["params"]["kernel"][0, 0]), float(updates["params"]["bias"][0])
+      (-1.0, -4.0)
+    """
     optimizer, depth = _rules.check_optimizer(optimizer), _rules.check_depth(depth)
-    return _scale_each(_like(shapes, lambda s: _rules.lr_multiplier(s, optimizer, depth)))
+    return _masked(_scale_each(_like(shapes, lambda s: _rules.lr_multiplier(s, optimizer, depth))), mask)
+
+
+#: :func:`scale_by_mup`'s earlier name.
+scale_updates = scale_by_mup
 
 
 def _decay(shapes, optimizer, weight_decay, scaling, depth):
@@ -94,6 +114,31 @@ def _decay(shapes, optimizer, weight_decay, scaling, depth):
         return _like(shapes, lambda s: weight_decay)
     # independent: LR x decay the same at every width
     return _like(shapes, lambda s: weight_decay / _rules.lr_multiplier(s, optimizer, depth))
+
+
+def _scale_by_adam(b1: float, b2: float, eps: Callable[[Any], Any]) -> optax.GradientTransformation:
+    """optax's ``scale_by_adam`` with ``eps(tree)`` giving each parameter its own ε: the same
+    moments, bias correction and state (``optax.ScaleByAdamState``), so the state's structure
+    is the parameters' whatever the widths (the ε are floats of the transformation, not state)."""
+
+    def init(params):
+        zeros = optax.tree.zeros_like(params)
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=optax.tree.zeros_like(params))
+
+    def update(updates, state, params=None):
+        del params
+        mu = optax.tree.update_moment(updates, state.mu, b1, 1)
+        nu = optax.tree.update_moment_per_elem_norm(updates, state.nu, b2, 2)
+        count = optax.safe_increment(state.count)
+        mu_hat, nu_hat = optax.tree.bias_correction(mu, b1, count), optax.tree.bias_correction(nu, b2, count)
+        new = jax.tree.map(lambda m, v, e: m / (jnp.sqrt(v) + e), mu_hat, nu_hat, eps(updates))
+        return new, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init, update)
+
+
+def _masked(transform: optax.GradientTransformation, mask: Any) -> optax.GradientTransformation:
+    return transform if mask is None else optax.masked(transform, mask)
 
 
 def adamw(
@@ -107,6 +152,7 @@ def adamw(
     weight_decay_scaling: str = "independent",
     eps_scaling: bool = True,
     depth: Sequence[float] | None = None,
+    mask: Any = None,
 ) -> optax.GradientTransformation:
     """Adam(W) under μP: optax's Adam moments and bias correction, then per parameter the
     decay, the LR multiplier and the learning rate (a float or an optax schedule).
@@ -118,19 +164,22 @@ def adamw(
     ``mu * weight_decay`` (as ``optax.chain(optax.adamw(...), mup.scale_updates(...))``).
     ``eps_scaling`` multiplies hidden parameters' ε by ``1/m_in`` (and by ``m_L^-alpha``
     inside residual blocks with ``depth``); ``eps_scaling=False`` is ``MuAdamW``'s ε.
+
+    ``mask`` is ``optax.adamw``'s: a tree of booleans like the parameters, or a function
+    ``params -> tree``, ``True`` where weight decay applies. The default ``None`` decays every
+    parameter, as ``optax.adamw`` and ``MuAdamW`` do; to spare biases and norm scales pass e.g.
+    ``mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``.
+
+    The optimizer state is ``optax.scale_by_adam``'s (the moments and the count); the per-parameter
+    ε are constants of the transformation, so the state has the parameters' structure at
+    every width.
     """
     optimizer, depth = "adam", _rules.check_depth(depth)
-    flat = flat_infshapes(shapes)
-    eps_rule = (lambda s: _rules.eps_multiplier(s, depth)) if eps_scaling else (lambda s: 1.0)
-    groups = sorted({eps_rule(s) for s in flat.values()})
-    labels = _like(shapes, lambda s: str(groups.index(eps_rule(s))))
-    moments = optax.multi_transform(
-        {str(i): optax.scale_by_adam(b1, b2, eps * g) for i, g in enumerate(groups)}, labels
-    )
+    eps_rule = (lambda s: eps * _rules.eps_multiplier(s, depth)) if eps_scaling else (lambda s: eps)
     return optax.chain(
-        moments,
-        _decay_each(_decay(shapes, optimizer, weight_decay, weight_decay_scaling, depth)),
-        _scale_each(_like(shapes, lambda s: _rules.lr_multiplier(s, optimizer, depth))),
+        _scale_by_adam(b1, b2, _like(shapes, eps_rule)),
+        _masked(_decay_each(_decay(shapes, optimizer, weight_decay, weight_decay_scaling, depth)), mask),
+        scale_by_mup(shapes, optimizer, depth=depth),
         optax.scale_by_learning_rate(learning_rate),
     )
 
@@ -143,15 +192,16 @@ def sgd(
     nesterov: bool = False,
     weight_decay: float = 0.0,
     weight_decay_scaling: str = "independent",
+    mask: Any = None,
 ) -> optax.GradientTransformation:
     """SGD under μP, in torch's order (microsoft/mup's ``MuSGD``): per parameter
     ``d = g + wd_eff * p``, momentum ``b = momentum * b + d``, update ``-lr * mu * b``, with
     ``mu`` its LR multiplier and ``wd_eff = weight_decay / mu`` (``"independent"``: LR x decay
-    the same at every width) or ``weight_decay`` (``"coupled"``)."""
+    the same at every width) or ``weight_decay`` (``"coupled"``); ``mask`` as :func:`adamw`'s."""
     decay = _decay(shapes, "sgd", weight_decay, weight_decay_scaling, None)
     return optax.chain(
-        _decay_each(decay),
+        _masked(_decay_each(decay), mask),
         optax.trace(decay=momentum, nesterov=nesterov) if momentum else optax.identity(),
-        _scale_each(_like(shapes, lambda s: _rules.lr_multiplier(s, "sgd"))),
+        scale_by_mup(shapes, "sgd"),
         optax.scale_by_learning_rate(learning_rate),
     )
