@@ -41,7 +41,7 @@ from mc._cache import ProgramCache
 from mc._engine import BLOCK, Accumulator, Engine
 from mc._model import Layout, Model, as_model, check_call_options, trace_layout
 from mc._protocols import Task, as_key, prng_name
-from mc._results import _AsDict
+from mc._results import AsDict
 
 #: The name of the model's own output among the layers.
 OUTPUT = _capture.OUTPUT
@@ -55,7 +55,7 @@ ACCELERATOR_AUDIT_BYTES = 512 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
-class LayerAudit(_AsDict):
+class LayerAudit(AsDict):
     """One layer's output over the initializations (mean over iterations, each with its ``_se``).
 
     Attributes:
@@ -81,7 +81,7 @@ class LayerAudit(_AsDict):
 
 
 @dataclasses.dataclass(frozen=True)
-class ParamAudit(_AsDict):
+class ParamAudit(AsDict):
     """One parameter over the initializations.
 
     Attributes:

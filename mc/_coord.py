@@ -26,6 +26,7 @@ import optax
 
 from mc._model import Layout, as_model, watch_of
 from mc._protocols import as_key, prng_name
+from mc._results import json_float
 from mc._sweep import UNSET, as_mapping, check_sweep, measure, renamed
 from mc._training import optimizer_name
 
@@ -48,14 +49,9 @@ class CoordRow:
     def from_dict(cls, data: dict[str, Any]) -> CoordRow:
         """The row whose ``to_dict()``, as read back from strict JSON (NaN as ``null``), is ``data``."""
         return cls(
-            int(data["width"]), int(data["step"]), str(data["path"]), _float(data["mean_abs"]),
-            _float(data["mean_abs_se"]),
+            int(data["width"]), int(data["step"]), str(data["path"]), json_float(data["mean_abs"]),
+            json_float(data["mean_abs_se"]),
         )  # fmt: skip
-
-
-def _float(value: Any, missing: float = math.nan) -> float:
-    """``value`` as a float; ``missing`` for ``null`` (strict JSON's NaN and infinities)."""
-    return missing if value is None else float(value)
 
 
 def least_squares_slope(x: Sequence[float], y: Sequence[float], y_se: Sequence[float]) -> tuple[float, float]:
@@ -167,7 +163,7 @@ class CoordCheckResult:
             steps=int(data["steps"]),
             seeds=int(data["seeds"]),
             rows=tuple(CoordRow.from_dict(r) for r in data["rows"]),
-            losses=tuple(tuple(_float(v) for v in step_losses) for step_losses in data["losses"]),
+            losses=tuple(tuple(json_float(v) for v in step_losses) for step_losses in data["losses"]),
             prng=str(data["prng"]),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 #: Two-sided 95 % normal quantile.
@@ -13,7 +14,17 @@ def ci95(mean: float, se: float) -> tuple[float, float]:
     return (mean - Z95 * se, mean + Z95 * se)
 
 
-class _AsDict:
+def json_float(value: Any, missing: float = math.nan) -> Any:
+    """A number read back from strict JSON as a float, ``missing`` for ``null`` (strict JSON's
+    NaN and infinities); nested lists become tuples of them."""
+    if isinstance(value, list | tuple):
+        return tuple(json_float(v, missing) for v in value)
+    return missing if value is None else float(value)
+
+
+class AsDict:
+    """``to_dict()`` for a result dataclass: every field, tuples as lists."""
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict of every field (tuples become lists)."""
 
@@ -24,7 +35,7 @@ class _AsDict:
 
 
 @dataclasses.dataclass(frozen=True)
-class StandardResult(_AsDict):
+class StandardResult(AsDict):
     """One size of the standard test: mean |pre-activation| of one output node.
 
     Attributes:
@@ -53,7 +64,7 @@ class StandardResult(_AsDict):
 
 
 @dataclasses.dataclass(frozen=True)
-class NormalizedResult(_AsDict):
+class NormalizedResult(AsDict):
     """One shape of the normalized test (SPEC section 3).
 
     ``forward``, ``backward`` and ``avg`` follow ``convention``: ``"article"`` divides
@@ -85,7 +96,7 @@ class NormalizedResult(_AsDict):
 
 
 @dataclasses.dataclass(frozen=True)
-class DepthResult(_AsDict):
+class DepthResult(AsDict):
     """Per-layer magnitudes through a stack of layers.
 
     ``forward[l]`` is the mean |activation| of layer ``l`` (after its nonlinearity),

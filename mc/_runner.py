@@ -23,9 +23,10 @@ import jax
 import numpy as np
 
 from flaxinit import tooling
-from mc._coord import CoordCheckResult, CoordRow, _float
+from mc._coord import CoordCheckResult, CoordRow
 from mc._engine import Accumulator
 from mc._protocols import Task
+from mc._results import json_float
 
 
 @dataclasses.dataclass
@@ -189,7 +190,7 @@ class CoordRunner(_Interruptible):
             self.results = {p: CoordCheckResult.from_dict(r) for p, r in (data.get("results") or {}).items()}
             self.pending = {
                 p: {
-                    int(w): ([CoordRow.from_dict(r) for r in d["rows"] if r["width"] == w], [_float(v) for v in losses])
+                    int(w): ([CoordRow.from_dict(r) for r in d["rows"] if r["width"] == w], list(json_float(losses)))
                     for w, losses in zip(d["widths"], d["losses"], strict=True)
                 }
                 for p, d in (data.get("pending") or {}).items()

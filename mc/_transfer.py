@@ -31,6 +31,7 @@ from flaxinit.tooling import check_int, check_real, train_step
 from mc._cache import ProgramCache
 from mc._model import as_model
 from mc._protocols import as_key, prng_name
+from mc._results import json_float
 from mc._sweep import SWEEPS, check_sweep
 from mc._training import optimizer_name, trainee
 
@@ -197,11 +198,6 @@ class TransferResult:
           ('mup', (64, 128, 256, 512, 1024), True)
         """
 
-        def floats(values: Any, missing: float) -> Any:
-            if isinstance(values, list):
-                return tuple(floats(v, missing) for v in values)
-            return missing if values is None else float(values)
-
         return cls(
             model=str(data["model"]),
             parametrization=str(data["parametrization"]),
@@ -210,16 +206,16 @@ class TransferResult:
             sizes=tuple(int(v) for v in data["sizes"]),
             base=int(data["base"]),
             alpha=None if data["alpha"] is None else float(data["alpha"]),
-            log2_lrs=floats(data["log2_lrs"], math.nan),
+            log2_lrs=json_float(data["log2_lrs"], math.nan),
             steps=int(data["steps"]),
             batch_size=int(data["batch_size"]),
             seeds=int(data["seeds"]),
             last=int(data["last"]),
             loss=str(data["loss"]),
-            loss_seeds=floats(data["loss_seeds"], math.inf),
-            loss_mean=floats(data["loss_mean"], math.inf),
-            loss_se=floats(data["loss_se"], math.nan),
-            optimal_log2_lr=floats(data["optimal_log2_lr"], math.nan),
+            loss_seeds=json_float(data["loss_seeds"], math.inf),
+            loss_mean=json_float(data["loss_mean"], math.inf),
+            loss_se=json_float(data["loss_se"], math.nan),
+            optimal_log2_lr=json_float(data["optimal_log2_lr"], math.nan),
             at_edge=tuple(bool(v) for v in data["at_edge"]),
             prng=str(data["prng"]),
         )

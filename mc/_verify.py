@@ -38,7 +38,7 @@ from flaxinit import mup
 from mc._capture import LOGITS, OUTPUT, UPDATE
 from mc._coord import least_squares_slope, size_program
 from mc._protocols import as_key, prng_name
-from mc._results import _AsDict
+from mc._results import AsDict
 from mc._sweep import SizeRun, check_sweep, measure
 from mc._training import optimizer_name
 
@@ -61,7 +61,7 @@ LAST_BLOCK = "(last block)"
 
 
 @dataclasses.dataclass(frozen=True)
-class Check(_AsDict):
+class Check(AsDict):
     """One comparison of a measured exponent with μP's.
 
     Attributes:
@@ -88,7 +88,7 @@ class Check(_AsDict):
 
 
 @dataclasses.dataclass(frozen=True)
-class Failure(_AsDict):
+class Failure(AsDict):
     """A check that failed, and the likely mistake.
 
     Attributes:

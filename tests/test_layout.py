@@ -5,7 +5,9 @@ their users: each may import its own private modules, but from another package o
 public names (``flaxinit.tooling`` is the public support layer they share). Checked on
 the source, statically, for every import statement of every module, benchmark, notebook
 script and notebook code cell. The installed packages (``flaxinit``, ``mc``) never import
-``experiments``, which runs from a clone and is not in the wheel.
+``experiments``, which runs from a clone and is not in the wheel. Inside a package, a
+module imports the private *modules* of its own package but no other module's underscore
+*names*: what modules share is named without an underscore.
 """
 
 import ast
@@ -82,3 +84,27 @@ def test_the_check_finds_what_it_looks_for():
         "experiments.networks",
         "experiments.networks.CharRNN",
     ]
+
+
+def private_names_imported(source: str) -> list[str]:
+    """``module.name`` of every ``from module import _name`` where ``_name`` is not a module."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            folder = ROOT.joinpath(*node.module.split("."))
+            for alias in node.names:
+                is_module = (folder / f"{alias.name}.py").exists() or (folder / alias.name).is_dir()
+                if alias.name.startswith("_") and not alias.name.startswith("__") and not is_module:
+                    found.append(f"{node.module}.{alias.name}")
+    return found
+
+
+@pytest.mark.parametrize("label,source,owner", INSTALLED_SOURCES, ids=[s[0] for s in INSTALLED_SOURCES])
+def test_no_module_imports_another_modules_private_names(label, source, owner):
+    assert not private_names_imported(source), label
+
+
+def test_the_private_name_check_finds_what_it_looks_for():
+    assert private_names_imported("from mc._coord import _float") == ["mc._coord._float"]
+    assert not private_names_imported("from mc import _fit")  # a private module of its package
+    assert not private_names_imported("from mc._results import AsDict")
