@@ -408,8 +408,7 @@ def lr_transfer(
     on_size: Callable[[int, list[list[float]]], None] | None = None,
     done: Mapping[int, Sequence[Sequence[float | None]]] | None = None,
 ) -> TransferResult:
-    """Learning-rate transfer (SPEC §10, Tensor Programs V's Figure 1): the optimal learning
-    rate of each size over a log2 grid, and its spread across sizes.
+    """Learning-rate transfer (SPEC §10, TP5's Figure 1): each size's optimal learning rate.
 
     For each size, ``seeds`` models ``model(size)`` per learning rate ``2**log2_lr`` are
     trained ``steps`` steps on minibatches of ``batch_size`` rows of ``(inputs, targets)``
@@ -419,11 +418,9 @@ def lr_transfer(
     at any step diverged and counts as +inf. Per (size, learning rate) the mean over seeds
     and its standard error; per size the optimum, :func:`optimal_log2_lr` of the means.
 
-    Every learning rate of a seed starts from the same parameters and trains on the same
-    minibatches (see the module's docstring), and all runs of a size are one compiled program
-    (after one that draws each seed's model). The programs of the 16 most recent sizes are
-    kept, as :func:`mc.coord_check` keeps its own: a second sweep of the same model compiles
-    nothing.
+    Every learning rate of a seed starts from the same parameters and sees the same
+    minibatches (the module's docstring); a size's runs are one compiled program, kept for
+    the 16 most recent sizes: a second sweep of the same model compiles nothing.
 
     Args:
       model: ``size -> flax.linen Module`` (or nnx factory): a width, or with
@@ -431,45 +428,31 @@ def lr_transfer(
       sizes: at least two widths (depths).
       log2_lrs: at least three distinct log2 learning rates (the base model's under μP), in
         any order (the result holds them sorted).
-      inputs: the training inputs, examples along the first axis.
-      targets: their targets (integer labels for ``"xent"``).
+      inputs, targets: the training data, examples along the first axis (integer labels
+        for ``"xent"``).
       base: ``sweep="width"``: the base width (μP is the identity there; ignored by SP);
         ``sweep="depth"``: the base depth of the depth rules.
       parametrization: ``"mup"`` (the init rescaled, per-parameter learning rates, against
         ``model(base)``) or ``"sp"`` (the model's own init, the plain optimizer). With
         ``sweep="depth"`` the width rules are the identity either way.
-      optimizer: ``"adam"`` (ε 1e-8), ``"sgd"``, or a function ``(learning_rate, shapes) ->
-        optax.GradientTransformation`` (as for :func:`mc.coord_check`).
-      init: a function ``(params, shapes) -> params`` giving the initial parameters from a
-        draw of the model (as for :func:`mc.coord_check`).
-      steps: training steps per run.
+      optimizer, init, fans, blocks, zero_query, call_kwargs, method, output: as for
+        :func:`mc.coord_check` (``optimizer``: ``"adam"`` with ε 1e-8, ``"sgd"``, or
+        ``(learning_rate, shapes) -> optax.GradientTransformation``; ``output``: the loss is
+        computed on what it picks; ``call_kwargs={"train": True}``: dropout drawn per seed
+        and step from the seed's data key).
+      steps, seeds: training steps per run; runs per learning rate (at least 2).
       batch_size: rows per step, at most the number of examples (drawn with replacement).
-      seeds: runs per learning rate (at least 2, for a standard error).
       key: a PRNG key or an int seed (a Philox key, as everywhere in ``mc``).
       loss: ``"xent"``, ``"mse"`` or ``(outputs, targets) -> scalar``.
       last: steps averaged at the end (default: the last 10% of ``steps``, at least 1).
-      sweep: ``"width"`` or ``"depth"``.
-      alpha: with ``sweep="depth"``, the optimizer's depth rules ``depth=(size, base,
-        alpha)`` for the parameters that ``blocks`` selects (1: CompleteP, 1/2:
-        depth-μP; Adam only); ``None``: none. The model's own branch multiplier is the
-        model's (``mc.width_model(..., alpha=)``); a :class:`mc.WidthModel` must agree.
-      blocks: path globs of the parameters inside residual blocks (``"block_*"``), as for
-        :func:`flaxinit.mup.infshapes`.
-      fans: as for :func:`flaxinit.mup.infshapes`.
-      zero_query: under μP, attention query kernels start at zero (microsoft/mup's advice).
-      call_kwargs: keyword arguments of every call of the model, as for :func:`mc.audit`
-        (``{"train": True}``: dropout drawn per seed and step from the seed's data key).
-      method: the name of the model's method to call, as for :func:`mc.audit`.
-      output: what the model returns, when not one array (an index, a key, or a function of
-        the return value), as for :func:`mc.audit`: the loss is computed on it.
-      on_size: called after each size with its per-run figures of merit ``[lr][seed]``
-        (progress, saving a partial result).
-      done: figures of merit ``[lr][seed]`` of sizes already measured (``None`` for a
-        diverged run, as JSON stores it): not run again.
+      sweep, alpha: ``"width"`` or ``"depth"``; with ``"depth"``, the optimizer's depth rules
+        ``depth=(size, base, alpha)`` for the parameters ``blocks`` selects (1: CompleteP,
+        1/2: depth-μP; Adam only; ``None``: none), as for :func:`mc.coord_check`.
+      on_size, done: called after each size with its figures of merit ``[lr][seed]``; those
+        of sizes measured before (``None``: diverged, as JSON stores it), not run again.
 
     Returns:
-      A :class:`TransferResult`: per (size, learning rate) the loss, per size the optimum,
-      ``spread``, ``plot(path)``.
+      A :class:`TransferResult`: the losses, each size's optimum, ``spread``, ``plot(path)``.
 
     Examples:
       >>> import jax, mc
@@ -480,16 +463,55 @@ def lr_transfer(
       >>> len(r.loss_mean), len(r.loss_mean[0]), len(r.loss_seeds[0][0])
       (2, 3, 2)
     """
-    grid = np.sort(_grid(log2_lrs))
     run = check_sweep(
         model, sizes, base, sweep=sweep, alpha=alpha, parametrization=parametrization, optimizer=optimizer,
         init=init, lr=1.0, steps=steps, seeds=seeds, loss=loss, fans=fans, blocks=blocks, zero_query=zero_query,
         zero_output=False, call_kwargs=call_kwargs, method=method, output=output,
     )  # fmt: skip
-    sizes, base, batch_size = run.sizes, run.base, check_int(batch_size, "batch_size")
-    last = max(1, steps // 10) if last is None else check_int(last, "last")
-    if last > steps:
-        raise ValueError(f"last must be at most steps ({steps}), got {last}")
+    runs = _check_runs(run, log2_lrs, inputs, targets, batch_size, last, done, key)
+    per_size, name = [], ""
+    for size in run.sizes:
+        if size in runs.finished:
+            merit = runs.finished[size]
+        else:
+            merit, name = _measure_size(model, run, runs, size)
+        if on_size is not None:
+            on_size(size, merit.tolist())
+        per_size.append(merit)
+    name = name or as_model(model(run.sizes[0]), *run.call).name  # every size done before: none measured
+    return _assemble(name, run, runs, np.stack(per_size), loss)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Runs:
+    """What every size of a transfer sweep shares: the sorted grid, the data, the keys, the
+    sizes done before. Run ``r`` trains learning rate ``r // seeds`` from seed ``r % seeds``."""
+
+    grid: np.ndarray
+    batch_size: int
+    last: int
+    inputs: jax.Array
+    targets: jax.Array
+    key: jax.Array
+    finished: dict[int, np.ndarray]
+
+    def operands(self, seeds: int) -> tuple[jax.Array, ...]:
+        """The learning rate and seed of every run, each seed's init and data key."""
+        seed_keys = [jax.random.fold_in(self.key, s) for s in range(seeds)]
+        return (
+            jnp.asarray(np.repeat(np.exp2(self.grid), seeds), jnp.float32),
+            jnp.asarray(np.tile(np.arange(seeds), len(self.grid)), jnp.int32),
+            jnp.stack([jax.random.fold_in(k, 0) for k in seed_keys]),
+            jnp.stack([jax.random.fold_in(k, 1) for k in seed_keys]),
+        )
+
+
+def _check_runs(run, log2_lrs, inputs, targets, batch_size, last, done, key) -> _Runs:
+    """:func:`lr_transfer`'s own arguments, checked (:func:`mc._sweep.check_sweep` has the rest)."""
+    grid, batch_size = np.sort(_grid(log2_lrs)), check_int(batch_size, "batch_size")
+    last = max(1, run.steps // 10) if last is None else check_int(last, "last")
+    if last > run.steps:
+        raise ValueError(f"last must be at most steps ({run.steps}), got {last}")
     inputs, targets = jnp.asarray(inputs), jnp.asarray(targets)
     if inputs.ndim == 0 or targets.ndim == 0 or inputs.shape[0] != targets.shape[0]:
         raise ValueError(
@@ -498,51 +520,40 @@ def lr_transfer(
         )
     if batch_size > inputs.shape[0]:
         raise ValueError(f"batch_size must be at most the number of examples ({inputs.shape[0]}), got {batch_size}")
-    finished = _check_done(done, len(grid), seeds)
-    key = as_key(key, "philox")
+    finished = _check_done(done, len(grid), run.seeds)
+    return _Runs(grid, batch_size, last, inputs, targets, as_key(key, "philox"), finished)
 
-    seed_keys = [jax.random.fold_in(key, s) for s in range(seeds)]
-    init_keys = jnp.stack([jax.random.fold_in(k, 0) for k in seed_keys])
-    data_keys = jnp.stack([jax.random.fold_in(k, 1) for k in seed_keys])
-    lrs = jnp.asarray(np.repeat(np.exp2(grid), seeds), jnp.float32)  # run r: lr r // seeds, seed r % seeds
-    seed_of_run = jnp.asarray(np.tile(np.arange(seeds), len(grid)), jnp.int32)
 
-    per_size: list[np.ndarray] = []
-    name = ""
-    for size in sizes:
-        if size in finished:
-            merit = finished[size]
-        else:
+def _measure_size(model: Callable[[int], Any], run: Any, runs: _Runs, size: int) -> tuple[np.ndarray, str]:
+    """One size's figures of merit ``[lr, seed]`` and the model's name, from its program
+    (built once per size and settings, kept in :data:`_PROGRAMS`)."""
+    x = runs.inputs[: runs.batch_size]
 
-            def build(size=size):
-                depth = (size, base, run.alpha) if run.alpha is not None else None
-                t, _ = trainee(model, size, inputs[:batch_size], base=base if sweep == "width" else None,
-                               parametrization=parametrization, optimizer=run.optimizer, init=init, fans=fans,
-                               blocks=blocks, depth=depth, zero_query=zero_query, call=run.call,
-                               draws=dict(run.draws) if isinstance(run.draws, tuple) else run.draws)  # fmt: skip
-                return t, _size_programs(t, run.loss_fn, steps, batch_size)
+    def build():
+        depth = (size, run.base, run.alpha) if run.alpha is not None else None
+        t, _ = trainee(model, size, x, base=run.base if run.sweep == "width" else None,
+                       parametrization=run.parametrization, optimizer=run.optimizer, init=run.init, fans=run.fans,
+                       blocks=run.blocks, depth=depth, zero_query=run.zero_query, call=run.call,
+                       draws=dict(run.draws) if isinstance(run.draws, tuple) else run.draws)  # fmt: skip
+        return t, _size_programs(t, run.loss_fn, run.steps, runs.batch_size)
 
-            signature = (model, size, base, parametrization, run.optimizer, init, sweep, run.alpha, blocks, fans,
-                         zero_query, run.call, loss, steps, batch_size, jax.typeof(inputs), jax.typeof(targets),
-                         jax.default_backend())  # fmt: skip
-            t, program = _PROGRAMS.get(signature, build)
-            losses = program(lrs, seed_of_run, init_keys, data_keys, inputs, targets)
-            merit = _figure_of_merit(np.asarray(losses), last).reshape(len(grid), seeds)
-            name = t.model.name
-        if on_size is not None:
-            on_size(size, merit.tolist())
-        per_size.append(merit)
-    if not name:  # every size was done before
-        name = as_model(model(sizes[0]), *run.call).name
-    merits = np.stack(per_size)  # [sizes, lrs, seeds]
+    signature = (model, size, run.base, run.parametrization, run.optimizer, run.init, run.sweep, run.alpha,
+                 run.blocks, run.fans, run.zero_query, run.call, run.loss, run.steps, runs.batch_size,
+                 jax.typeof(runs.inputs), jax.typeof(runs.targets), jax.default_backend())  # fmt: skip
+    t, program = _PROGRAMS.get(signature, build)
+    losses = program(*runs.operands(run.seeds), runs.inputs, runs.targets)
+    return _figure_of_merit(np.asarray(losses), runs.last).reshape(len(runs.grid), run.seeds), t.model.name
+
+
+def _assemble(name: str, run: Any, runs: _Runs, merits: np.ndarray, loss: Any) -> TransferResult:
+    """The result of figures of merit ``[size, lr, seed]``."""
     mean, se = _summary(merits)
-    optima = [optimal_log2_lr(grid, row) for row in mean]
-    loss_name = loss if isinstance(loss, str) else "custom"
+    optima = [optimal_log2_lr(runs.grid, row) for row in mean]
     return TransferResult(
-        name, parametrization, optimizer_name(run.optimizer), sweep, sizes, base, run.alpha,
-        tuple(float(v) for v in grid), steps,
-        batch_size, seeds, last, loss_name, _nested(merits), _nested(mean), _nested(se),
-        tuple(v for v, _ in optima), tuple(e for _, e in optima), prng_name(key),
+        name, run.parametrization, optimizer_name(run.optimizer), run.sweep, run.sizes, run.base, run.alpha,
+        tuple(float(v) for v in runs.grid), run.steps, runs.batch_size, run.seeds, runs.last,
+        loss if isinstance(loss, str) else "custom", _nested(merits), _nested(mean), _nested(se),
+        tuple(v for v, _ in optima), tuple(e for _, e in optima), prng_name(runs.key),
     )  # fmt: skip
 
 
