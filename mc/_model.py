@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mc import _capture
+from mc import _capture, _records
 
 #: The name of the model's own output among the layers.
 OUTPUT = _capture.OUTPUT
@@ -192,7 +192,7 @@ class Layout:
       capture: the capture's own layout (:mod:`mc._capture`).
       records: the records' shapes (the probes' template).
       layers: per layer entry ``(template, stack dims, shape)``: a template holds one
-        :data:`mc._capture.SLOT` per stack around the layer, filled by its index.
+        :data:`mc._records.SLOT` per stack around the layer, filled by its index.
       params: per parameter ``(path, stacked axes, shape)``.
       groups: per layer entry, the model's call or stack it belongs to (:meth:`rows`).
     """
@@ -205,11 +205,11 @@ class Layout:
 
     def rows(self) -> list[tuple[int, tuple[int, ...]]]:
         """``(layer entry, index in its stacks)`` in call order."""
-        return _capture.call_order([(t, dims, g) for (t, dims, _), g in zip(self.layers, self.groups, strict=True)])
+        return _records.call_order([(t, dims, g) for (t, dims, _), g in zip(self.layers, self.groups, strict=True)])
 
     def row_paths(self) -> list[str]:
         """The layers' paths in call order (a stack's layers indexed: ``ScanBlock_0[3]/Dense_0``)."""
-        return [_capture.indexed(self.layers[e][0], index) for e, index in self.rows()]
+        return [_records.indexed(self.layers[e][0], index) for e, index in self.rows()]
 
     def positions(self) -> dict[tuple[int, tuple[int, ...]], int]:
         """``(layer entry, index) -> position`` in the flat per-layer vectors (entry by entry,
@@ -225,7 +225,7 @@ class Layout:
         """``sum f(a)`` over each layer's elements, one value per layer and index in its stacks,
         entry by entry (the layout :meth:`positions` indexes), in float32."""
         sums = []
-        for template, a, _ in _capture.entries(self.capture, records):
+        for template, a, _ in _records.entries(self.capture, records):
             k = template.count(_capture.SLOT)
             sums.append(jnp.sum(f(a), axis=tuple(range(k, a.ndim)), dtype=jnp.float32).reshape(-1))
         return jnp.concatenate(sums)
@@ -330,11 +330,11 @@ def trace_layout(model: Model, x: jax.Array, *, watch: bool = False) -> Layout:
         )
     layout = found["layout"]
     layers, groups = [], []
-    for template, out, group in _capture.entries(layout, records):
+    for template, out, group in _records.entries(layout, records):
         k = template.count(_capture.SLOT)
         layers.append((template, tuple(out.shape[:k]), tuple(out.shape[k:])))
         groups.append(group)
-    stacked = _capture.stacked_params(layout, [(p, tuple(leaf.shape)) for p, leaf in params])
+    stacked = _records.stacked_params(layout, [(p, tuple(leaf.shape)) for p, leaf in params])
     params_out = tuple((p, stacked.get(p, 0), tuple(leaf.shape)) for p, leaf in params)
     return Layout(layout, records, tuple(layers), params_out, tuple(groups))
 
