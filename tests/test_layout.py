@@ -108,3 +108,16 @@ def test_the_private_name_check_finds_what_it_looks_for():
     assert private_names_imported("from mc._coord import _float") == ["mc._coord._float"]
     assert not private_names_imported("from mc import _fit")  # a private module of its package
     assert not private_names_imported("from mc._results import AsDict")
+
+
+#: The longest function (signature and docstring included) and module of the installed packages.
+MAX_FUNCTION_LINES, MAX_MODULE_LINES = 100, 600
+
+
+@pytest.mark.parametrize("label,source,owner", INSTALLED_SOURCES, ids=[s[0] for s in INSTALLED_SOURCES])
+def test_functions_and_modules_stay_short(label, source, owner):
+    assert len(source.splitlines()) <= MAX_MODULE_LINES, label
+    long = [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES]  # fmt: skip
+    assert not long, (label, long)
