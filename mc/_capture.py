@@ -341,20 +341,31 @@ def _checkpoint(fun, **kwargs):
     return rematted
 
 
+_LOCK = threading.Lock()
+_USERS = [0]  # captures running now, in any thread
+
+
 @contextlib.contextmanager
 def _lifted_transforms() -> Iterator[None]:
-    """``jax.lax.scan``, ``jax.vmap``, ``jax.checkpoint``/``jax.remat`` wrapped, then restored."""
-    saved = {"scan": jax.lax.scan, "vmap": jax.vmap, "checkpoint": jax.checkpoint, "remat": jax.remat}
-    if _REAL:  # already wrapped: a capture inside a capture
-        yield
-        return
-    _REAL.update(saved)
+    """``jax.lax.scan``, ``jax.vmap``, ``jax.checkpoint``/``jax.remat`` wrapped while a capture
+    runs, then restored. Process-wide (flax's lifted transforms look them up as module
+    attributes), so counted under a lock: the first capture in wraps, the last one out
+    restores, whatever the threads; the wrappers act only for a thread with a frame open
+    (:func:`_current`) and pass every other call straight to jax."""
+    with _LOCK:
+        if _USERS[0] == 0:
+            _REAL.update(scan=jax.lax.scan, vmap=jax.vmap, checkpoint=jax.checkpoint, remat=jax.remat)
+            jax.lax.scan, jax.vmap, jax.checkpoint, jax.remat = _scan, _vmap, _checkpoint, _checkpoint
+        _USERS[0] += 1
     try:
-        jax.lax.scan, jax.vmap, jax.checkpoint, jax.remat = _scan, _vmap, _checkpoint, _checkpoint
         yield
     finally:
-        jax.lax.scan, jax.vmap, jax.checkpoint, jax.remat = (saved[k] for k in ("scan", "vmap", "checkpoint", "remat"))
-        _REAL.clear()
+        with _LOCK:
+            _USERS[0] -= 1
+            if _USERS[0] == 0:
+                jax.lax.scan, jax.vmap = _REAL["scan"], _REAL["vmap"]
+                jax.checkpoint, jax.remat = _REAL["checkpoint"], _REAL["remat"]  # _REAL kept: a call
+                # that looked a wrapper up just before this still reaches jax
 
 
 # --- the two model APIs ----------------------------------------------------------------------------
