@@ -9,7 +9,12 @@ the few degrees of freedom of a standard error from 8 seeds. It is read off the 
 models here: for every check of every run, the *excess* ``|slope - expected| - z * se`` (or
 ``slope - expected - z * se``); the allowance a quantity needs is its largest excess, which
 ``mc.Verdict.TOLERANCE`` must cover (``tests/test_verify.py`` checks that it does, from the
-stored run).
+stored run). Its largest excess over the keys run here is not enough: a verdict is one draw of
+its run's largest excess, and a key not among these can draw beyond the largest seen (20 keys'
+largest update excess, 0.159 times 1.25, let a test key through at 0.201). So the allowance needed
+is the larger of the largest excess seen and ``mean + 4 sd`` of the per-run largest excess
+(:data:`TAIL_SD`), per reference model, over 40 keys; ``mc.Verdict.TOLERANCE`` holds it times
+1.25, rounded up to a multiple of 0.05.
 
 The reference models (:data:`REFERENCES`, the ones ``tests/test_verify.py`` passes under ten
 other keys): the MLP over widths 64 to 512; the pre-LN Transformer, linen and nnx, over widths
@@ -32,13 +37,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 import optax
 
 import mc
 from flaxinit.tooling import machine
 
 Z = mc.Verdict.TOLERANCE["activation"][0]
-DEFAULT_KEYS, QUICK_KEYS, FIRST_KEY = 20, 2, 100
+DEFAULT_KEYS, QUICK_KEYS, FIRST_KEY = 40, 2, 100
+#: How many standard deviations above the mean of a quantity's per-run largest excess the allowance reaches.
+TAIL_SD = 4.0
 VOCAB, LENGTH, CLASSES = 32, 8, 10
 
 
@@ -128,6 +136,14 @@ def _excess(check: mc.Check) -> float:
     return (deviation if check.one_sided else abs(deviation)) - Z * check.se
 
 
+def _tail(run_max: Sequence[float]) -> float | None:
+    """``mean + TAIL_SD * sd`` of one quantity's largest excess per run: where the largest excess
+    of a verdict run under a key not among these falls, but rarely beyond."""
+    if len(run_max) < 2:
+        return max(run_max, default=None)
+    return float(np.mean(run_max) + TAIL_SD * np.std(run_max, ddof=1))
+
+
 def run(quick: bool, seeds: Sequence[int] | None, log: Callable[[str], None]) -> dict[str, Any]:
     """Every reference model under its keys, then every mistake once; a JSON-friendly dict."""
     count = len(seeds) if seeds else (QUICK_KEYS if quick else DEFAULT_KEYS)
@@ -136,22 +152,27 @@ def run(quick: bool, seeds: Sequence[int] | None, log: Callable[[str], None]) ->
     start = time.perf_counter()
     references: dict[str, Any] = {}
     for name, ref in REFERENCES.items():
-        excess: dict[str, list[float]] = {q: [] for q in mc.Verdict.QUANTITIES}
+        run_max: dict[str, list[float]] = {q: [] for q in mc.Verdict.QUANTITIES}
+        checks = dict.fromkeys(mc.Verdict.QUANTITIES, 0)
         failed = 0
         for key in keys:
             verdict = ref.verify(key)
             failed += not verdict.ok
-            for c in verdict.checks:
-                excess[c.quantity].append(_excess(c))
+            for q in mc.Verdict.QUANTITIES:
+                excess = [_excess(c) for c in verdict.checks if c.quantity == q]
+                checks[q] += len(excess)
+                if excess:
+                    run_max[q].append(max(excess))
         references[name] = {
             "sizes": list(ref.sizes), "sweep": ref.sweep, "lr": ref.lr, "verdicts_failed": failed,
-            "checks": {q: len(v) for q, v in excess.items()},
-            "max_excess": {q: max(v) if v else None for q, v in excess.items()},
+            "checks": checks, "run_max_excess": run_max,
+            "max_excess": {q: max(v) if v else None for q, v in run_max.items()},
+            "tail_excess": {q: _tail(v) for q, v in run_max.items()},
         }  # fmt: skip
         largest = {q: None if v is None else round(v, 3) for q, v in references[name]["max_excess"].items()}
         log(f"{name}: {failed} of {len(keys)} verdicts failed; largest excess per quantity {largest}")
-    needed = {q: max((r["max_excess"][q] for r in references.values() if r["max_excess"][q] is not None),
-                     default=None) for q in mc.Verdict.QUANTITIES}  # fmt: skip
+    needed = {q: max((max(r["max_excess"][q], r["tail_excess"][q]) for r in references.values()
+                      if r["max_excess"][q] is not None), default=None) for q in mc.Verdict.QUANTITIES}  # fmt: skip
     mistakes = {}
     for name, (reference, overrides, cause) in MISTAKES.items():
         verdict = REFERENCES[reference].verify(keys[0], **overrides)
@@ -164,6 +185,7 @@ def run(quick: bool, seeds: Sequence[int] | None, log: Callable[[str], None]) ->
             f"largest margin {max(margins) if margins else float('nan'):.2f}")  # fmt: skip
     return {
         "z": Z,
+        "tail_sd": TAIL_SD,
         "keys": keys,
         "tolerance": {q: {"z": z, "allowance": a} for q, (z, a) in mc.Verdict.TOLERANCE.items()},
         "references": references,
@@ -181,8 +203,9 @@ def markdown(results: dict[str, Any]) -> str:
         "# mc.verify's tolerances, measured",
         "",
         f"A check passes when |slope - expected| <= {z:g} * se + a. Keys {results['keys'][0]} to "
-        f"{results['keys'][-1]} per reference model; the largest excess |slope - expected| - {z:g} * se over every "
-        "check of every run is the allowance a quantity needs.",
+        f"{results['keys'][-1]} per reference model; the excess of a check is |slope - expected| - {z:g} * se, and the "
+        f"allowance a quantity needs is, over the reference models, the larger of its largest excess and mean + "
+        f"{results.get('tail_sd', TAIL_SD):g} sd of its per-run largest excess.",
         "",
         "| quantity | allowance needed | allowance used |",
         "|---|---|---|",

@@ -44,14 +44,15 @@ from mc._training import optimizer_name
 
 QUANTITIES = ("activation", "update", "logits", "output")
 #: ``(z, allowance)`` per quantity: a check passes when ``|slope - expected| <= z * se + allowance``.
-#: The allowance is the largest excess ``|slope - expected| - z * se`` over 20 keys of every
-#: reference model (``python -m experiments verify-tolerance``, stored in
-#: ``experiments/results/verify/results.json``) times 1.25, rounded up to a multiple of 0.05.
+#: The allowance is what the reference models need (``python -m experiments verify-tolerance``,
+#: stored in ``experiments/results/verify/results.json``: per quantity the larger of the largest
+#: excess ``|slope - expected| - z * se`` over 40 keys of every reference model and ``mean + 4 sd``
+#: of its per-run largest excess) times 1.25, rounded up to a multiple of 0.05.
 TOLERANCE: dict[str, tuple[float, float]] = {
-    "activation": (4.0, 0.10),
-    "update": (4.0, 0.20),
-    "logits": (4.0, 0.10),
-    "output": (4.0, 0.15),
+    "activation": (4.0, 0.15),
+    "update": (4.0, 0.25),
+    "logits": (4.0, 0.15),
+    "output": (4.0, 0.20),
 }
 #: The last block of a depth sweep, whose output is the residual stream at every depth.
 LAST_BLOCK = "(last block)"
