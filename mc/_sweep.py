@@ -21,14 +21,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxinit.tooling import check_int, check_real
+from flaxinit.tooling import check_choice, check_int, check_real
 from mc._cache import ProgramCache
 from mc._model import Layout, check_call_options
 from mc._training import (
     LOSSES,
     PARAMETRIZATIONS,
     Trainee,
-    check_choice,
     check_optimizer,
     check_sizes,
     loss_function,

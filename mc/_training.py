@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -26,9 +26,9 @@ import optax
 from flaxinit import mup
 from flaxinit.tooling import check_int
 from mc._model import Layout, Model, as_model, param_shapes, trace_layout
+from mc._width_models import PARAMETRIZATIONS
 
-PARAMETRIZATIONS = ("mup", "sp")
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = mup.OPTIMIZERS  # the optimizers μP has rules for, by name
 LOSSES = ("xent", "mse")
 
 Loss = Callable[[jax.Array, jax.Array], jax.Array]
@@ -47,12 +47,6 @@ def loss_function(loss: str | Loss) -> Loss:
     raise ValueError(
         f"loss must be one of {', '.join(LOSSES)} or a function (outputs, targets) -> scalar, got {loss!r}"
     )
-
-
-def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
 
 
 def check_sizes(sizes: Any, name: str) -> tuple[int, ...]:

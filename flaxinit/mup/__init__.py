@@ -17,11 +17,12 @@ from flaxinit.mup import linen, nnx
 from flaxinit.mup._attention import attention_scale, dot_product_attention
 from flaxinit.mup._optim import adamw, lr_multipliers, scale_by_mup, scale_updates, sgd
 from flaxinit.mup._rescale import rescale
-from flaxinit.mup._rules import depth_multiplier
+from flaxinit.mup._rules import OPTIMIZERS, depth_multiplier
 from flaxinit.mup._shapes import READOUT_KERNEL, ROLES, InfShape, LayoutWarning, infshapes
 from flaxinit.mup.linen import Readout
 
 __all__ = [
+    "OPTIMIZERS",
     "READOUT_KERNEL",
     "ROLES",
     "InfShape",

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from flaxinit.mup._shapes import InfShape
 
+#: The optimizers the per-parameter rules are written for, by name.
 OPTIMIZERS = ("adam", "sgd")
 
 
