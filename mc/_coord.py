@@ -284,41 +284,55 @@ def coord_check(
     :func:`flaxinit.mup.rescale` against ``model(base)``, or the caller's ``init``) and trained
     ``steps`` steps on the one batch ``(inputs, targets)`` with Adam
     (:func:`flaxinit.mup.adamw`), SGD (:func:`flaxinit.mup.sgd`) or the caller's optimizer;
-    at step ``t``, before its update (``t = 1`` at init), every layer's mean |a| is recorded:
-    under μP independent of the width (slopes about 0); under SP with Adam the output grows.
+    at step ``t``, before its update (``t = 1`` at init), every layer's mean |a| is recorded.
+    Under correct μP every layer's scale is independent of the width at every step (slopes
+    about 0); under SP with Adam the output's grows with the width from step 2.
 
-    Each size's program is kept (the 32 most recent), keyed by ``model`` (assumed to build the
-    same module for a size every time), the size and every option but ``lr``, the batch's
-    values and ``key``: a second check compiles nothing. :func:`mc.verify` judges this check.
+    Each size's compiled program is kept (the 32 most recent), keyed by ``model`` (the
+    function itself: equal for a :func:`mc.width_model`, the same object otherwise), the
+    size and every option (``fans`` and ``call_kwargs`` dicts included) but ``lr``, the
+    batch's values and ``key``, which are its arguments: a second check of the same model
+    compiles nothing. ``model`` is assumed to build the same module every time it is called
+    with a size. :func:`mc.verify` runs the same check and judges it.
 
     Args:
       model: ``size -> flax.linen Module``, or ``size -> flax.nnx factory`` (``rngs -> Module``).
         The model must be μP itself where SPEC §10 says so (attention scale, tied readout).
       sizes: at least two widths (numbers of blocks with ``sweep="depth"``).
-      inputs, targets: the batch (integer labels for ``"xent"``).
+      inputs: the batch.
+      targets: its targets (integer labels for ``"xent"``).
       base: the size where μP is the identity (a width: μP's infinite axes come from
         comparing ``model(base)`` with each size's model; a depth: the depth rules').
       lr: the learning rate (the base model's, under μP).
-      sweep, alpha: ``"width"`` or ``"depth"`` (the width rules are then the identity, and
-        the optimizer's depth rules ``depth=(size, base, alpha)`` apply to the parameters
-        ``blocks`` selects: 1 CompleteP, 1/2 depth-μP).
-      parametrization: ``"mup"``, or ``"sp"`` (the model's init, the plain optimizer).
+      sweep: ``"width"`` or ``"depth"`` (the width rules are then the identity).
+      alpha: with ``sweep="depth"``, the optimizer's depth rules ``depth=(size, base,
+        alpha)`` for the parameters ``blocks`` selects (1: CompleteP, 1/2: depth-μP).
+      parametrization: ``"mup"``, or ``"sp"`` (the model's own init, the plain optimizer).
       optimizer: ``"adam"`` (no weight decay, ε 1e-8), ``"sgd"`` (no momentum), or a function
         ``(learning_rate, shapes) -> optax.GradientTransformation`` (the learning rate a
         traced scalar, ``shapes`` the parameters' :class:`flaxinit.mup.InfShape`).
-      init: ``(params, shapes) -> params``, the initial parameters from a draw of the model
-        (instead of ``mup.rescale`` under μP, the draw itself under SP).
-      steps, seeds: steps recorded, ``t = 1 .. steps``; models per size (at least 2).
+      init: a function ``(params, shapes) -> params`` giving the initial parameters from a
+        draw of the model, instead of ``mup.rescale`` (μP) or the draw itself (SP).
+      steps: steps recorded, ``t = 1 .. steps``.
+      seeds: models per size (at least 2, for a standard error).
       key: a PRNG key or an int seed (a Philox key, as everywhere in ``mc``).
       loss: ``"xent"``, ``"mse"`` or ``(outputs, targets) -> scalar``.
-      fans, blocks: as for :func:`flaxinit.mup.infshapes`.
-      zero_query, zero_output: under μP, attention query kernels (the readout's kernel)
-        start at zero, microsoft/mup's advice (the output is then 0 at ``t = 1``).
-      call_kwargs, method, output: as for :func:`mc.audit` (``{"train": True}``: dropout
-        drawn per seed and step from the seed's key; the loss is computed on ``output``).
-      on_size, done: called after each size with its rows and losses; those of sizes
-        measured before (``--resume``), not run again.
-      widths, base_width, on_width: deprecated names of ``sizes``, ``base``, ``on_size``.
+      fans: as for :func:`flaxinit.mup.infshapes`.
+      blocks: as for :func:`flaxinit.mup.infshapes`.
+      zero_query: under μP, attention query kernels start at zero (microsoft/mup's advice:
+        attention is then uniform at init at every width).
+      zero_output: under μP, the output weights (the readout's kernel) start at zero
+        (microsoft/mup's other advice; the output is then 0 at ``t = 1``, with no slope).
+      call_kwargs: keyword arguments of every call of the model, as for :func:`mc.audit`
+        (``{"train": True}``: dropout drawn per seed and step from the seed's key).
+      method: the name of the model's method to call, as for :func:`mc.audit`.
+      output: what the model returns, when not one array (an index, a key, or a function of
+        the return value), as for :func:`mc.audit`: the loss is computed on it.
+      on_size: called after each size with its rows and losses (progress, saving).
+      done: rows and losses of sizes already measured (``--resume``): not run again.
+      widths: deprecated, ``sizes``.
+      base_width: deprecated, ``base``.
+      on_width: deprecated, ``on_size``.
 
     Returns:
       A :class:`CoordCheckResult`: rows per (size, step, layer), ``slope(path, step)``, a plot.

@@ -408,7 +408,8 @@ def lr_transfer(
     on_size: Callable[[int, list[list[float]]], None] | None = None,
     done: Mapping[int, Sequence[Sequence[float | None]]] | None = None,
 ) -> TransferResult:
-    """Learning-rate transfer (SPEC §10, TP5's Figure 1): each size's optimal learning rate.
+    """Learning-rate transfer (SPEC §10, Tensor Programs V's Figure 1): the optimal learning
+    rate of each size over a log2 grid, and its spread across sizes.
 
     For each size, ``seeds`` models ``model(size)`` per learning rate ``2**log2_lr`` are
     trained ``steps`` steps on minibatches of ``batch_size`` rows of ``(inputs, targets)``
@@ -418,9 +419,11 @@ def lr_transfer(
     at any step diverged and counts as +inf. Per (size, learning rate) the mean over seeds
     and its standard error; per size the optimum, :func:`optimal_log2_lr` of the means.
 
-    Every learning rate of a seed starts from the same parameters and sees the same
-    minibatches (the module's docstring); a size's runs are one compiled program, kept for
-    the 16 most recent sizes: a second sweep of the same model compiles nothing.
+    Every learning rate of a seed starts from the same parameters and trains on the same
+    minibatches (see the module's docstring), and all runs of a size are one compiled program
+    (after one that draws each seed's model). The programs of the 16 most recent sizes are
+    kept, as :func:`mc.coord_check` keeps its own: a second sweep of the same model compiles
+    nothing.
 
     Args:
       model: ``size -> flax.linen Module`` (or nnx factory): a width, or with
@@ -428,31 +431,45 @@ def lr_transfer(
       sizes: at least two widths (depths).
       log2_lrs: at least three distinct log2 learning rates (the base model's under μP), in
         any order (the result holds them sorted).
-      inputs, targets: the training data, examples along the first axis (integer labels
-        for ``"xent"``).
+      inputs: the training inputs, examples along the first axis.
+      targets: their targets (integer labels for ``"xent"``).
       base: ``sweep="width"``: the base width (μP is the identity there; ignored by SP);
         ``sweep="depth"``: the base depth of the depth rules.
       parametrization: ``"mup"`` (the init rescaled, per-parameter learning rates, against
         ``model(base)``) or ``"sp"`` (the model's own init, the plain optimizer). With
         ``sweep="depth"`` the width rules are the identity either way.
-      optimizer, init, fans, blocks, zero_query, call_kwargs, method, output: as for
-        :func:`mc.coord_check` (``optimizer``: ``"adam"`` with ε 1e-8, ``"sgd"``, or
-        ``(learning_rate, shapes) -> optax.GradientTransformation``; ``output``: the loss is
-        computed on what it picks; ``call_kwargs={"train": True}``: dropout drawn per seed
-        and step from the seed's data key).
-      steps, seeds: training steps per run; runs per learning rate (at least 2).
+      optimizer: ``"adam"`` (ε 1e-8), ``"sgd"``, or a function ``(learning_rate, shapes) ->
+        optax.GradientTransformation`` (as for :func:`mc.coord_check`).
+      init: a function ``(params, shapes) -> params`` giving the initial parameters from a
+        draw of the model (as for :func:`mc.coord_check`).
+      steps: training steps per run.
       batch_size: rows per step, at most the number of examples (drawn with replacement).
+      seeds: runs per learning rate (at least 2, for a standard error).
       key: a PRNG key or an int seed (a Philox key, as everywhere in ``mc``).
       loss: ``"xent"``, ``"mse"`` or ``(outputs, targets) -> scalar``.
       last: steps averaged at the end (default: the last 10% of ``steps``, at least 1).
-      sweep, alpha: ``"width"`` or ``"depth"``; with ``"depth"``, the optimizer's depth rules
-        ``depth=(size, base, alpha)`` for the parameters ``blocks`` selects (1: CompleteP,
-        1/2: depth-μP; Adam only; ``None``: none), as for :func:`mc.coord_check`.
-      on_size, done: called after each size with its figures of merit ``[lr][seed]``; those
-        of sizes measured before (``None``: diverged, as JSON stores it), not run again.
+      sweep: ``"width"`` or ``"depth"``.
+      alpha: with ``sweep="depth"``, the optimizer's depth rules ``depth=(size, base,
+        alpha)`` for the parameters that ``blocks`` selects (1: CompleteP, 1/2:
+        depth-μP; Adam only); ``None``: none. The model's own branch multiplier is the
+        model's (``mc.width_model(..., alpha=)``); a :class:`mc.WidthModel` must agree.
+      blocks: path globs of the parameters inside residual blocks (``"block_*"``), as for
+        :func:`flaxinit.mup.infshapes`.
+      fans: as for :func:`flaxinit.mup.infshapes`.
+      zero_query: under μP, attention query kernels start at zero (microsoft/mup's advice).
+      call_kwargs: keyword arguments of every call of the model, as for :func:`mc.audit`
+        (``{"train": True}``: dropout drawn per seed and step from the seed's data key).
+      method: the name of the model's method to call, as for :func:`mc.audit`.
+      output: what the model returns, when not one array (an index, a key, or a function of
+        the return value), as for :func:`mc.audit`: the loss is computed on it.
+      on_size: called after each size with its per-run figures of merit ``[lr][seed]``
+        (progress, saving a partial result).
+      done: figures of merit ``[lr][seed]`` of sizes already measured (``None`` for a
+        diverged run, as JSON stores it): not run again.
 
     Returns:
-      A :class:`TransferResult`: the losses, each size's optimum, ``spread``, ``plot(path)``.
+      A :class:`TransferResult`: per (size, learning rate) the loss, per size the optimum,
+      ``spread``, ``plot(path)``.
 
     Examples:
       >>> import jax, mc
