@@ -7,9 +7,27 @@ import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import jax
 import pytest
+
+#: tests/slow_tier.txt: node ids (or ``file::test``) that run in the slow tier, by measurement.
+SLOW_TIER = frozenset(
+    line.strip()
+    for line in (Path(__file__).with_name("slow_tier.txt")).read_text().splitlines()
+    if line.strip() and not line.startswith("#")
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by mark
+def pytest_collection_modifyitems(config, items):
+    """Marks the tests of :data:`SLOW_TIER` slow, as if their source said so."""
+    for item in items:
+        test = item.nodeid.split("[")[0]
+        if item.nodeid in SLOW_TIER or test in SLOW_TIER:
+            item.add_marker(pytest.mark.slow)
+
 
 # run by hand beside torch and microsoft/mup (the project does not depend on torch): not a test module
 collect_ignore = ["mup_against_microsoft.py"]
