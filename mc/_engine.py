@@ -20,6 +20,8 @@ processes and any ``chunk_size``:
   their squared deviations from the block mean, are materialized and summed by
   :func:`tree_sum`, a pairwise tree of elementwise additions whose order is spelled out,
   so a block's sums depend only on the block's values (no product is fused into them).
+  Statistics sum their own terms with :func:`tree_sum` too, which materializes its input
+  for the same reason.
 * **Across blocks** the float32 block sums (and sums of squared deviations from the
   block mean) are added *exactly*, as Python integers in units of ``2**-149`` (every
   float32 is an integer multiple of that) and exact rationals. Exact addition is
@@ -70,19 +72,23 @@ StatFn = Callable[..., jax.Array]  # (key[, data]) -> float32[G, S]: one group o
 def tree_sum(x: jax.Array, axis: int = 0, *, fused_levels: int = 2) -> jax.Array:
     """Sums ``x`` along ``axis`` by a pairwise tree of elementwise additions.
 
-    The result depends only on the values along ``axis``, never on the other axes' sizes or
-    on the backend's reduction strategy: the summation order is spelled out. With the axis
-    padded by zeros to a power of two ``P``, level one adds ``x[i] + x[i + P/2]``, level two
-    does the same to the result, and so on. ``fused_levels`` levels at a time are written
-    as one expression of ``2**fused_levels`` slices, which XLA fuses into one loop (the same
-    additions in the same order; an absent zero term is skipped, which can only change the
-    sign of a zero). It is a speed knob: two levels suit a sum whose terms are themselves
-    computed (the depth test's matrix-vector products, several times slower with five);
-    five suit sums over large drawn arrays (the normalized test, several times faster with
-    five). Summing stored values, every choice gives the same bits; where XLA fuses the
-    products that make the terms into the sum, it may turn a multiply and the first
-    addition into one fused multiply-add in one layout and not in another, so a program
-    keeps one choice per call site.
+    The result depends only on the values along ``axis``, never on the other axes' sizes,
+    the surrounding program or the backend's reduction strategy: the summation order is
+    spelled out, and ``x`` is materialized first (an optimization barrier), so no product
+    that makes a term is fused into an addition. XLA's CPU backend always allows fused
+    multiply-adds, and whether it forms one (one rounding instead of two) depends on how it
+    lays out the fused loop: with jax 0.12, the same statistic summed directly gave other
+    last bits in a one-device program than in a three- or four-device one. Materializing
+    the terms cost nothing measurable in the engine's tests.
+
+    With the axis padded by zeros to a power of two ``P``, level one adds
+    ``x[i] + x[i + P/2]``, level two does the same to the result, and so on.
+    ``fused_levels`` levels at a time are written as one expression of ``2**fused_levels``
+    slices, which XLA fuses into one loop (the same additions in the same order; an absent
+    zero term is skipped, which can only change the sign of a zero), so every choice gives
+    the same bits. It is a speed knob: two levels suit a sum of small rows (the depth test's
+    matrix-vector products, several times slower with five); five suit sums over large
+    drawn arrays (the normalized test, several times faster with five).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -91,6 +97,7 @@ def tree_sum(x: jax.Array, axis: int = 0, *, fused_levels: int = 2) -> jax.Array
     """
     axis = axis % x.ndim
     size = x.shape[axis]
+    x = jax.lax.optimization_barrier(x)  # the terms stored before any is added: no fused multiply-add
     if size == 0:
         return jnp.zeros(x.shape[:axis] + x.shape[axis + 1 :], x.dtype)
     padded = 1 << (size - 1).bit_length()
@@ -331,12 +338,7 @@ class Engine:
         total = tree_sum(values, 0)
         mean = total / jnp.maximum(count.astype(jnp.float32), 1.0)
         deviations = jnp.where(live, values - mean, 0.0)
-        # the squares materialized before they are summed: otherwise XLA may fuse a square
-        # into the first addition (one rounding instead of two) or not, depending on the
-        # loop around the block (a device call of one chunk can lose its loop), so the
-        # sums of squares would depend on chunk_size
-        squares = jax.lax.optimization_barrier(deviations * deviations)
-        return total, tree_sum(squares, 0)
+        return total, tree_sum(deviations * deviations, 0)  # tree_sum stores the squares first
 
     def _device_blocks(self, key, first_block, full_blocks, remainder, data, *, chunk_blocks, sub, per_device):
         """One device's share of a call (inside ``shard_map``), all-gathered."""
