@@ -79,7 +79,8 @@ from flax.core import frozen_dict
 
 from flaxinit import _checks, _params
 from flaxinit._calls import nnx_call_hook
-from flaxinit._params import Path, path_str
+from flaxinit._params import Path
+from flaxinit._paths import path_str
 
 __all__ = ["LSUVLayer", "LSUVReport", "LSUVResult", "lsuv", "orthonormal"]
 

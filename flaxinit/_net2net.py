@@ -52,7 +52,8 @@ from flax import nnx, traverse_util
 from flax.core import frozen_dict
 
 from flaxinit import _checks
-from flaxinit._params import ParamTree, Path, path_str, read
+from flaxinit._params import ParamTree, Path, read
+from flaxinit._paths import path_str
 from flaxinit.tooling import train_step
 
 __all__ = ["ProxyInitResult", "net2wider", "proxy_init", "selection_indices", "weight_selection"]

@@ -13,7 +13,7 @@ any of them into a flat ``{path: array}`` dict of the parameters; the tool works
   ``nnx.State`` of ``nnx.Param`` is returned.
 
 Paths are tuples of names (nnx list indices as ints), without the ``"params"`` collection
-name; :func:`path_str` joins them with ``/``, as the tools' ``layers=`` arguments do.
+name; :func:`flaxinit._paths.path_str` joins them with ``/``, as the tools' ``layers=`` arguments do.
 """
 
 from __future__ import annotations
@@ -27,11 +27,6 @@ from flax import nnx, traverse_util
 from flax.core import frozen_dict
 
 Path = tuple[Any, ...]
-
-
-def path_str(path: Path) -> str:
-    """A parameter or module path as the ``/``-joined string the tools' ``layers=`` match."""
-    return "/".join(str(p) for p in path)
 
 
 @dataclasses.dataclass(frozen=True)

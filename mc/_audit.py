@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxinit.tooling import check_int, check_real, initializer_shape
+from flaxinit.tooling import check_int, check_real, flat_paths, initializer_shape
 from mc import _capture
 from mc._cache import ProgramCache
 from mc._engine import BLOCK, Accumulator, Engine
@@ -227,8 +227,8 @@ def _audit_engine(model: Model, layout: Layout, shape: tuple[int, ...], fresh: b
             layout.flat_sum(records, lambda a: (a == 0).astype(jnp.float32)),
             layout.flat_sum(grad_records, _square),
         ]
-        grad_flat = dict(_capture.flat_paths(grad_params))
-        for path, w in _capture.flat_paths(trainable):
+        grad_flat = dict(flat_paths(grad_params))
+        for path, w in flat_paths(trainable):
             sums += [_sum(_square(w), stacked[path]), _sum(_square(grad_flat[path]), stacked[path])]
         return jnp.concatenate(sums)[None]
 

@@ -44,6 +44,7 @@ import jax.numpy as jnp
 from jax.extend import core as jex_core
 
 from flaxinit import mup, tooling
+from flaxinit.tooling import flat_paths
 
 #: The name of the model's own output among the layers.
 OUTPUT = "(output)"
@@ -75,18 +76,6 @@ class Watch:
 
 def _trace_state() -> Any:
     return jex_core.get_opaque_trace_state(convention="flax")
-
-
-def flat_paths(tree: Any) -> list[tuple[str, jax.Array]]:
-    """``[(path, leaf)]`` with ``/``-joined paths (nnx Variables and linen boxes unwrapped)."""
-    out = []
-    for keys, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        # nnx Variables and nn.Partitioned keep the array in the attribute .value (a module or
-        # dict entry named "value", attention's value projection, is a name like any other)
-        keys = [k for k in keys if not (isinstance(k, jax.tree_util.GetAttrKey) and k.name == "value")]
-        names = [getattr(k, "key", getattr(k, "name", getattr(k, "idx", k))) for k in keys]
-        out.append(("/".join(str(n) for n in names), leaf))
-    return out
 
 
 def leaf_layers(params: Any) -> dict[str, dict[str, jax.Array]]:

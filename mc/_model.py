@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from flaxinit.tooling import flat_paths
 from mc import _capture, _records
 
 #: The name of the model's own output among the layers.
@@ -317,7 +318,7 @@ def trace_layout(model: Model, x: jax.Array, *, watch: bool = False) -> Layout:
         full = model.init(key, x)
         y, records, layout = model.apply(full, x, None, key, watch_of(model.params(full)) if watch else None)
         found["layout"] = layout
-        flat = _capture.flat_paths(model.params(full))
+        flat = flat_paths(model.params(full))
         found["paths"] = [p for p, _ in flat]
         return y, records, [leaf for _, leaf in flat]
 

@@ -20,6 +20,7 @@ from typing import Any
 import jax
 
 from flaxinit._layouts import axis_kinds, detect_stacks, guessed_layout
+from flaxinit._paths import key_names
 
 ROLES = ("input", "hidden", "output", "finite")
 #: The parameter name of :class:`flaxinit.mup.Readout`'s kernel: a readout in Table 8's form.
@@ -90,13 +91,6 @@ def _unboxed(x: Any) -> Any:
     return x
 
 
-def _names(keys: Sequence[Any]) -> list[str]:
-    """The names of a key path; nnx Variables' and linen boxes' attribute ``.value`` left out
-    (a module named ``value``, attention's value projection, stays)."""
-    keys = [k for k in keys if not (isinstance(k, jax.tree_util.GetAttrKey) and k.name == "value")]
-    return [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in keys]
-
-
 def parameters(tree: Any, argument: str) -> tuple[Any, list[tuple[str, Any]]]:
     """``(the parameter tree, [(path, array or ShapeDtypeStruct)])`` of a linen variables
     dict (its ``params``), a linen params dict, an nnx ``State`` or any tree of arrays."""
@@ -108,7 +102,7 @@ def parameters(tree: Any, argument: str) -> tuple[Any, list[tuple[str, Any]]]:
         raise TypeError(f"{argument} must be a tree of parameters, got {type(tree).__name__}") from e
     out = []
     for keys, leaf in flat:
-        names = _names(keys)
+        names = key_names(keys)
         if not _is_param(leaf):
             raise TypeError(f"{argument} must hold arrays or jax.ShapeDtypeStruct, got {type(leaf).__name__} at "
                             f"{'/'.join(names)!r}")  # fmt: skip
@@ -121,7 +115,7 @@ def parameters(tree: Any, argument: str) -> tuple[Any, list[tuple[str, Any]]]:
 def path_of(keys: Sequence[Any]) -> str:
     """The ``/``-joined path of a ``tree_flatten_with_path`` key sequence (``params`` and
     nnx's ``value`` left out), as :func:`parameters` names them."""
-    names = _names(keys)
+    names = key_names(keys)
     if names and names[0] == "params":
         names = names[1:]
     return "/".join(names)

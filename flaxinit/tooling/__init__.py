@@ -14,6 +14,8 @@ package of the project reaches into another's private modules:
 * :func:`nnx_call_hook`: the outputs of a ``flax.nnx`` model's own layers while it runs
   (``flaxinit.lsuv``), and :func:`nnx_intercept_calls`, every call of some nnx classes,
   around the call (``mc.audit``);
+* parameter paths: :func:`flat_paths`, :func:`path_str`, :func:`key_names` (one ``/``-joined
+  spelling for linen dicts, nnx states and modules, boxes' ``.value`` left out);
 * Flax's parameter layouts: :func:`axis_kinds` (which axes of a parameter feed its fans),
   :func:`detect_stacks` (a layer stack's axes, from a parameter tree), :func:`initializer_shape`
   (the shape a Flax layer draws a parameter in); :mod:`flaxinit.mup` and ``mc.audit`` read them;
@@ -25,6 +27,7 @@ package of the project reaches into another's private modules:
 from flaxinit._calls import nnx_call_hook, nnx_intercept_calls
 from flaxinit._checks import check_choice, check_int, check_key, check_real
 from flaxinit._layouts import axis_kinds, detect_stacks, guessed_layout, initializer_shape
+from flaxinit._paths import flat_paths, key_names, path_str
 from flaxinit.tooling._cli import ArgumentParser, UsageError, positive_int, run_command
 from flaxinit.tooling._io import atomic_path, to_json, write_csv, write_json, write_text
 from flaxinit.tooling._machine import cpu_model, machine
@@ -43,12 +46,15 @@ __all__ = [
     "colormap",
     "cpu_model",
     "detect_stacks",
+    "flat_paths",
     "guessed_layout",
     "initializer_shape",
+    "key_names",
     "machine",
     "new_figure",
     "nnx_call_hook",
     "nnx_intercept_calls",
+    "path_str",
     "positive_int",
     "run_command",
     "save_figure",
