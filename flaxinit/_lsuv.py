@@ -81,6 +81,7 @@ from flaxinit import _checks, _params
 from flaxinit._calls import nnx_call_hook
 from flaxinit._params import Path
 from flaxinit._paths import path_str
+from flaxinit._serial import AsDict
 
 __all__ = ["LSUVLayer", "LSUVReport", "LSUVResult", "lsuv", "orthonormal"]
 
@@ -96,7 +97,7 @@ LayerSpec = Sequence[str] | Callable[[str], bool] | None
 
 
 @dataclasses.dataclass(frozen=True)
-class LSUVLayer:
+class LSUVLayer(AsDict):
     """What LSUV did to one layer.
 
     Attributes:
@@ -116,7 +117,7 @@ class LSUVLayer:
 
 
 @dataclasses.dataclass(frozen=True)
-class LSUVReport:
+class LSUVReport(AsDict):
     """Per-layer results of :func:`lsuv`, in forward order."""
 
     layers: tuple[LSUVLayer, ...]
@@ -130,10 +131,6 @@ class LSUVReport:
     def converged(self) -> bool:
         """Whether every layer ended within ``tol`` of the target."""
         return all(layer.converged for layer in self.layers)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain Python values, JSON-serializable."""
-        return dataclasses.asdict(self)
 
     def __str__(self) -> str:
         width = max([len("layer"), *(len(layer.path) for layer in self.layers)])

@@ -37,7 +37,7 @@ import numpy as np
 
 from flaxinit.tooling import check_int, check_real, flat_paths, initializer_shape
 from mc import _capture
-from mc._cache import ProgramCache
+from mc._cache import PROGRAMS
 from mc._engine import BLOCK, Accumulator, Engine
 from mc._model import Layout, Model, as_model, check_call_options, trace_layout
 from mc._protocols import Task, as_key, prng_name
@@ -103,7 +103,7 @@ class ParamAudit(AsDict):
 
 
 @dataclasses.dataclass(frozen=True)
-class AuditResult:
+class AuditResult(AsDict):
     """What :func:`audit` measured: per layer (call order) and per parameter.
 
     Attributes:
@@ -125,13 +125,6 @@ class AuditResult:
     params: tuple[ParamAudit, ...]
     prng: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict (layers and params as lists of dicts)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["layers"] = [layer.to_dict() for layer in self.layers]
-        out["params"] = [param.to_dict() for param in self.params]
-        return out
-
     def layer(self, path: str) -> LayerAudit:
         """The layer at ``path``."""
         for layer in self.layers:
@@ -141,7 +134,7 @@ class AuditResult:
 
 
 @dataclasses.dataclass(frozen=True)
-class CorrelationResult:
+class CorrelationResult(AsDict):
     """What :func:`correlation_map` measured at one input correlation ``c``.
 
     Attributes:
@@ -170,9 +163,16 @@ class CorrelationResult:
         return tuple(x[2] for x in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """Every field, ``layers`` as records ``{"path", "correlation", "correlation_se"}``."""
+        out = super().to_dict()
         out["layers"] = [{"path": p, "correlation": c, "correlation_se": s} for p, c, s in self.layers]
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CorrelationResult:
+        """The result whose ``to_dict()``, as read back from strict JSON, is ``data``."""
+        layers = [(r["path"], r["correlation"], r["correlation_se"]) for r in data["layers"]]
+        return super().from_dict({**data, "layers": layers})
 
 
 # --- the statistic --------------------------------------------------------------------------------
@@ -324,12 +324,6 @@ def _check_init(init: Any) -> Any:
     raise TypeError(f"init must be an initializer, or a mapping of parameter path globs to initializers, got {init!r}")
 
 
-#: Built audits of recent models: ``(Model, Layout, Engine)`` by everything that determines the
-#: compiled statistic (the model and how it is called, the inputs' shape and dtype, the loss):
-#: a second audit of the same model compiles nothing.
-_BUILT: ProgramCache[tuple[Model, Layout, Engine]] = ProgramCache(16)
-
-
 def audit_task(
     model, inputs, iterations, *, key, fresh_inputs=False, loss=None, init=None, call_kwargs=None, method=None,
     output=None, prng="philox",
@@ -349,7 +343,7 @@ def audit_task(
         return m, layout, _audit_engine(m, layout, inputs.shape, fresh, loss)
 
     signature = ("audit", model, method, call_kwargs, output, jax.typeof(inputs), fresh, loss, jax.default_backend())
-    m, layout, engine = _BUILT.get(signature, build)
+    m, layout, engine = PROGRAMS.get(signature, build)
     finalize = _finalize_audit(m, layout, fresh, init, prng_name(key))
     return Task(f"audit {m.name}", engine, key, iterations, finalize, data=None if fresh else inputs)
 
@@ -476,7 +470,7 @@ def correlation_task(
         return m, layout, _cmap_engine(m, layout, shape, c)
 
     signature = ("correlation", model, method, call_kwargs, output, shape, c, jax.default_backend())
-    m, layout, engine = _BUILT.get(signature, build)
+    m, layout, engine = PROGRAMS.get(signature, build)
     positions = layout.positions()
     prng_used = prng_name(key)
 

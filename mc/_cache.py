@@ -1,4 +1,4 @@
-"""Compiled programs kept between calls: :class:`ProgramCache`, one for every model tool.
+"""Compiled programs kept between calls: :data:`PROGRAMS`, one cache for every model tool.
 
 A tool (the audit, the coordinate check, the LR sweep) builds a program from a model and its
 options, traces it once and compiles it once; called again with the same model and options,
@@ -59,4 +59,10 @@ class ProgramCache(Generic[T]):
         self._programs.clear()
 
 
-__all__ = ["ProgramCache", "freeze"]
+#: The one cache of every model tool (the audit, the coordinate check and the verdict, the LR
+#: sweep); each key begins with the tool's name, and a program's key holds everything that
+#: determines it (not the learning rate, the data's values or the keys, which are arguments).
+PROGRAMS: ProgramCache[Any] = ProgramCache(64)
+
+
+__all__ = ["PROGRAMS", "ProgramCache", "freeze"]

@@ -17,7 +17,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -26,13 +26,13 @@ import optax
 
 from mc._model import Layout, as_model, watch_of
 from mc._protocols import as_key, prng_name
-from mc._results import json_float
+from mc._results import AsDict
 from mc._sweep import UNSET, as_mapping, check_sweep, measure, renamed
 from mc._training import optimizer_name
 
 
 @dataclasses.dataclass(frozen=True)
-class CoordRow:
+class CoordRow(AsDict):
     """One layer at one width and step: mean |a| over the output's elements, averaged over
     seeds, and its standard error (the seeds' std / sqrt(seeds))."""
 
@@ -41,17 +41,6 @@ class CoordRow:
     path: str
     mean_abs: float
     mean_abs_se: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CoordRow:
-        """The row whose ``to_dict()``, as read back from strict JSON (NaN as ``null``), is ``data``."""
-        return cls(
-            int(data["width"]), int(data["step"]), str(data["path"]), json_float(data["mean_abs"]),
-            json_float(data["mean_abs_se"]),
-        )  # fmt: skip
 
 
 def least_squares_slope(x: Sequence[float], y: Sequence[float], y_se: Sequence[float]) -> tuple[float, float]:
@@ -71,7 +60,7 @@ def least_squares_slope(x: Sequence[float], y: Sequence[float], y_se: Sequence[f
 
 
 @dataclasses.dataclass(frozen=True)
-class CoordCheckResult:
+class CoordCheckResult(AsDict):
     """What :func:`coord_check` measured.
 
     Attributes:
@@ -86,7 +75,21 @@ class CoordCheckResult:
       rows: a :class:`CoordRow` per (width, step, layer), layers in call order.
       losses: per width, per step, the loss before the update (mean over seeds).
       prng: the generator of the keys.
+
+    ``to_dict()`` adds ``slopes``; ``from_dict`` (recomputing them) loads a stored check for
+    replotting or comparison.
+
+    Examples:
+      >>> import jax, mc
+      >>> from flaxinit.tooling import to_json
+      >>> x = jax.random.normal(jax.random.key(0), (16, 8))
+      >>> y = jax.random.randint(jax.random.key(1), (16,), 0, 10)
+      >>> r = mc.coord_check(mc.width_model("mlp"), [32, 64], x, y, base=32, lr=0.01, steps=1, seeds=2)
+      >>> mc.CoordCheckResult.from_dict(to_json(r.to_dict())) == r
+      True
     """
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("slopes",)
 
     model: str
     parametrization: str
@@ -132,40 +135,6 @@ class CoordCheckResult:
                 slope, se = self.slope(path, step)
                 out.append({"path": path, "step": step, "slope": slope, "slope_se": se})
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["rows"] = [r.to_dict() for r in self.rows]
-        out["slopes"] = self.slopes()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CoordCheckResult:
-        """The result whose ``to_dict()``, as read back from JSON, is ``data`` (``slopes`` is
-        recomputed): a stored check loads for replotting or comparison.
-
-        Examples:
-          >>> import jax, mc
-          >>> from flaxinit.tooling import to_json
-          >>> x = jax.random.normal(jax.random.key(0), (16, 8))
-          >>> y = jax.random.randint(jax.random.key(1), (16,), 0, 10)
-          >>> r = mc.coord_check(mc.width_model("mlp"), [32, 64], x, y, base=32, lr=0.01, steps=1, seeds=2)
-          >>> mc.CoordCheckResult.from_dict(to_json(r.to_dict())) == r
-          True
-        """
-        return cls(
-            model=str(data["model"]),
-            parametrization=str(data["parametrization"]),
-            optimizer=str(data["optimizer"]),
-            lr=float(data["lr"]),
-            widths=tuple(int(w) for w in data["widths"]),
-            base_width=int(data["base_width"]),
-            steps=int(data["steps"]),
-            seeds=int(data["seeds"]),
-            rows=tuple(CoordRow.from_dict(r) for r in data["rows"]),
-            losses=tuple(tuple(json_float(v) for v in step_losses) for step_losses in data["losses"]),
-            prng=str(data["prng"]),
-        )
 
     def plot(self, path: str | Path, *, title: str | None = None) -> None:
         """microsoft/mup's ``plot_coord_data``: one panel per step, mean |a| against width on

@@ -43,7 +43,7 @@ from scipy import optimize, stats
 
 from flaxinit import magnitude
 from flaxinit.tooling import check_choice
-from mc._results import NormalizedResult, StandardResult
+from mc._results import AsDict, NormalizedResult, StandardResult
 
 OBJECTIVES = ("minimax", "least_squares")
 #: Sizes of the standard fit and its report: every n in 1..1000, then 200 log-spaced to 10^6.
@@ -70,7 +70,7 @@ Residuals = Callable[[np.ndarray], np.ndarray]  # constants -> residual per targ
 
 
 @dataclasses.dataclass(frozen=True)
-class FitResult:
+class FitResult(AsDict):
     """Refitted constants with their uncertainty and the error they leave.
 
     Attributes:
@@ -106,9 +106,6 @@ class FitResult:
     worst_at: Any
     published_worst_rel_error: float
     published_worst_at: Any
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def summary(self) -> str:
         """What the fit found, in a few lines (the form's misfit in one plain line)."""

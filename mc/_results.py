@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any
+
+from flaxinit.tooling import AsDict, json_float
+
+__all__ = ["AsDict", "DepthResult", "NormalizedResult", "StandardResult", "ci95", "json_float"]
 
 #: Two-sided 95 % normal quantile.
 Z95 = 1.959963984540054
@@ -12,26 +14,6 @@ Z95 = 1.959963984540054
 
 def ci95(mean: float, se: float) -> tuple[float, float]:
     return (mean - Z95 * se, mean + Z95 * se)
-
-
-def json_float(value: Any, missing: float = math.nan) -> Any:
-    """A number read back from strict JSON as a float, ``missing`` for ``null`` (strict JSON's
-    NaN and infinities); nested lists become tuples of them."""
-    if isinstance(value, list | tuple):
-        return tuple(json_float(v, missing) for v in value)
-    return missing if value is None else float(value)
-
-
-class AsDict:
-    """``to_dict()`` for a result dataclass: every field, tuples as lists."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict of every field (tuples become lists)."""
-
-        def plain(v):
-            return [plain(x) for x in v] if isinstance(v, tuple | list) else v
-
-        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 @dataclasses.dataclass(frozen=True)

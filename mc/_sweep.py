@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flaxinit.tooling import check_choice, check_int, check_real
-from mc._cache import ProgramCache
+from mc import _cache
 from mc._model import Layout, check_call_options
 from mc._training import (
     LOSSES,
@@ -75,6 +75,11 @@ class Sweep:
     zero_output: bool
     call: tuple[Any, Any, Any]
     draws: Any = "fan_in"
+
+    def settings(self) -> tuple[Any, ...]:
+        """Everything that determines a size's compiled program (every field but the sizes and
+        the learning rate, an argument of the program): the key of :data:`PROGRAMS`."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("sizes", "lr"))
 
     @property
     def loss_fn(self) -> Callable[[jax.Array, jax.Array], jax.Array]:
@@ -166,10 +171,9 @@ class SizeRun:
         return rows, [float(v) for v in self.losses.mean(axis=0)]
 
 
-#: Compiled programs of recent sizes, by everything that determines them (not the learning
-#: rate, the batch's values or the keys, which are arguments): a second check of the same
-#: model, or a verdict after a coordinate check, compiles nothing.
-PROGRAMS: ProgramCache[tuple[Trainee, Layout, Callable[..., Any]]] = ProgramCache(32)
+#: :data:`mc._cache.PROGRAMS`, the one program cache: a second check of the same model, or a
+#: verdict after a coordinate check, compiles nothing.
+PROGRAMS = _cache.PROGRAMS
 
 
 def measure(
@@ -202,8 +206,8 @@ def measure(
             )  # fmt: skip
             return t, layout, program_of(t, layout, run.loss_fn, run.steps, watch)
 
-        settings = tuple(getattr(run, f.name) for f in dataclasses.fields(run) if f.name not in ("sizes", "lr"))
-        signature = (model, size, settings, watch, jax.typeof(inputs), jax.typeof(targets), jax.default_backend())
+        signature = ("coordinate check", model, size, run.settings(), watch, jax.typeof(inputs),
+                     jax.typeof(targets), jax.default_backend())  # fmt: skip
         t, layout, program = PROGRAMS.get(signature, build)
         stats, losses = program(keys, inputs, targets, jnp.float32(run.lr))
         yield SizeRun(size, np.asarray(stats, np.float64), np.asarray(losses, np.float64), t, layout)

@@ -21,17 +21,17 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from flaxinit.tooling import check_int, check_real, train_step
-from mc._cache import ProgramCache
+from mc._cache import PROGRAMS
 from mc._model import as_model
 from mc._protocols import as_key, prng_name
-from mc._results import json_float
+from mc._results import AsDict
 from mc._sweep import SWEEPS, check_sweep
 from mc._training import optimizer_name, trainee
 
@@ -122,7 +122,7 @@ def optimal_log2_lr(log2_lrs: Sequence[float], losses: Sequence[float]) -> tuple
 
 
 @dataclasses.dataclass(frozen=True)
-class TransferResult:
+class TransferResult(AsDict):
     """What :func:`lr_transfer` measured.
 
     Attributes:
@@ -147,7 +147,23 @@ class TransferResult:
       optimal_log2_lr: per size, :func:`optimal_log2_lr` of ``loss_mean``.
       at_edge: per size, whether that optimum is at the grid's edge (it may lie outside).
       prng: the generator of the keys.
+
+    ``to_dict()`` adds ``spread`` (infinities and NaN stay floats: ``write_json`` writes them as
+    null); ``from_dict`` reads a ``null`` loss as a diverged run's (``inf``), a ``null``
+    standard error or optimum as ``nan``, and recomputes ``spread``.
+    ``experiments/results/mutransfer/<arm>.json`` holds one under ``"result"``.
+
+    Examples:
+      >>> import json, pathlib, mc
+      >>> stored = pathlib.Path(mc.__file__).parents[1] / "experiments/results/mutransfer/mlp_mup.json"
+      >>> arm = json.loads(stored.read_text())
+      >>> r = mc.TransferResult.from_dict(arm["result"])
+      >>> r.parametrization, r.sizes, round(r.spread, 2) == round(arm["result"]["spread"], 2)
+      ('mup', (64, 128, 256, 512, 1024), True)
     """
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("spread",)
+    NULLS: ClassVar[Mapping[str, float]] = {"loss_seeds": math.inf, "loss_mean": math.inf}
 
     model: str
     parametrization: str
@@ -175,50 +191,6 @@ class TransferResult:
         small when the learning rate transfers."""
         values = np.asarray(self.optimal_log2_lr, np.float64)
         return float(values.max() - values.min()) if np.isfinite(values).all() else math.nan
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every field and ``spread``; infinities and NaN stay floats (``write_json`` writes them as null)."""
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["spread"] = self.spread
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TransferResult:
-        """The result whose ``to_dict()``, as read back from strict JSON, is ``data``: a ``null``
-        loss is a diverged run's (``inf``), a ``null`` standard error or optimum ``nan``
-        (``spread`` is recomputed). ``experiments/results/mutransfer/<arm>.json`` holds one
-        under ``"result"``.
-
-        Examples:
-          >>> import json, pathlib, mc
-          >>> stored = pathlib.Path(mc.__file__).parents[1] / "experiments/results/mutransfer/mlp_mup.json"
-          >>> arm = json.loads(stored.read_text())
-          >>> r = mc.TransferResult.from_dict(arm["result"])
-          >>> r.parametrization, r.sizes, round(r.spread, 2) == round(arm["result"]["spread"], 2)
-          ('mup', (64, 128, 256, 512, 1024), True)
-        """
-
-        return cls(
-            model=str(data["model"]),
-            parametrization=str(data["parametrization"]),
-            optimizer=str(data["optimizer"]),
-            sweep=str(data["sweep"]),
-            sizes=tuple(int(v) for v in data["sizes"]),
-            base=int(data["base"]),
-            alpha=None if data["alpha"] is None else float(data["alpha"]),
-            log2_lrs=json_float(data["log2_lrs"], math.nan),
-            steps=int(data["steps"]),
-            batch_size=int(data["batch_size"]),
-            seeds=int(data["seeds"]),
-            last=int(data["last"]),
-            loss=str(data["loss"]),
-            loss_seeds=json_float(data["loss_seeds"], math.inf),
-            loss_mean=json_float(data["loss_mean"], math.inf),
-            loss_se=json_float(data["loss_se"], math.nan),
-            optimal_log2_lr=json_float(data["optimal_log2_lr"], math.nan),
-            at_edge=tuple(bool(v) for v in data["at_edge"]),
-            prng=str(data["prng"]),
-        )
 
     def plot(self, path: str | Path, *, title: str | None = None) -> None:
         """Tensor Programs V's Figure 1: training loss against log2 learning rate, one line per
@@ -340,11 +312,6 @@ def _size_programs(t, loss_fn, steps: int, batch_size: int) -> Callable[..., jax
     return run
 
 
-#: Compiled programs of recent sizes, by everything that determines them (not the learning
-#: rates, the data's values or the keys, which are arguments).
-_PROGRAMS: ProgramCache[tuple[Any, Callable[..., jax.Array]]] = ProgramCache(16)
-
-
 def _figure_of_merit(losses: np.ndarray, last: int) -> np.ndarray:
     """Per run, the mean loss over the last ``last`` steps; inf where any step's loss was not finite."""
     losses = np.asarray(losses, np.float64)
@@ -421,9 +388,9 @@ def lr_transfer(
 
     Every learning rate of a seed starts from the same parameters and trains on the same
     minibatches (see the module's docstring), and all runs of a size are one compiled program
-    (after one that draws each seed's model). The programs of the 16 most recent sizes are
-    kept, as :func:`mc.coord_check` keeps its own: a second sweep of the same model compiles
-    nothing.
+    (after one that draws each seed's model). The programs are kept in the one program cache
+    of the model tools (:data:`mc._cache.PROGRAMS`, which :func:`mc.coord_check` and
+    :func:`mc.verify` use too): a second sweep of the same model compiles nothing.
 
     Args:
       model: ``size -> flax.linen Module`` (or nnx factory): a width, or with
@@ -543,7 +510,7 @@ def _check_runs(run, log2_lrs, inputs, targets, batch_size, last, done, key) -> 
 
 def _measure_size(model: Callable[[int], Any], run: Any, runs: _Runs, size: int) -> tuple[np.ndarray, str]:
     """One size's figures of merit ``[lr, seed]`` and the model's name, from its program
-    (built once per size and settings, kept in :data:`_PROGRAMS`)."""
+    (built once per size and settings, kept in :data:`mc._cache.PROGRAMS`)."""
     x = runs.inputs[: runs.batch_size]
 
     def build():
@@ -554,10 +521,9 @@ def _measure_size(model: Callable[[int], Any], run: Any, runs: _Runs, size: int)
                        draws=dict(run.draws) if isinstance(run.draws, tuple) else run.draws)  # fmt: skip
         return t, _size_programs(t, run.loss_fn, run.steps, runs.batch_size)
 
-    signature = (model, size, run.base, run.parametrization, run.optimizer, run.init, run.sweep, run.alpha,
-                 run.blocks, run.fans, run.zero_query, run.call, run.loss, run.steps, runs.batch_size,
-                 jax.typeof(runs.inputs), jax.typeof(runs.targets), jax.default_backend())  # fmt: skip
-    t, program = _PROGRAMS.get(signature, build)
+    signature = ("lr transfer", model, size, run.settings(), runs.batch_size, jax.typeof(runs.inputs),
+                 jax.typeof(runs.targets), jax.default_backend())  # fmt: skip
+    t, program = PROGRAMS.get(signature, build)
     losses = program(*runs.operands(run.seeds), runs.inputs, runs.targets)
     return _figure_of_merit(np.asarray(losses), runs.last).reshape(len(runs.grid), run.seeds), t.model.name
 

@@ -112,7 +112,7 @@ class Failure(AsDict):
 
 
 @dataclasses.dataclass(frozen=True)
-class Verdict:
+class Verdict(AsDict):
     """What :func:`verify` found.
 
     Attributes:
@@ -167,32 +167,6 @@ class Verdict:
                 lines.append(f"{f.path:<{width}}  {f.quantity:<10}  {f.step}  {f.slope:7.3f}  {f.se:6.3f}  "
                              f"{f.expected:8.2f}  {f.cause}")  # fmt: skip
         return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["failures"] = [f.to_dict() for f in self.failures]
-        out["checks"] = [c.to_dict() for c in self.checks]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
-        """The verdict whose ``to_dict()``, as read back from strict JSON (NaN as ``null``), is ``data``."""
-        checks = tuple(_load(Check, c) for c in data["checks"])
-        failures = tuple(_load(Failure, f) for f in data["failures"])
-        alpha = None if data["alpha"] is None else float(data["alpha"])
-        return cls(bool(data["ok"]), failures, checks, data["model"], data["sweep"], tuple(data["sizes"]),
-                   int(data["base"]), alpha, float(data["lr"]), data["optimizer"], int(data["steps"]),
-                   int(data["seeds"]), data["prng"])  # fmt: skip
-
-
-def _load(cls: type, data: Mapping[str, Any]) -> Any:
-    """A :class:`Check` or :class:`Failure` from its dict: ``null`` numbers (strict JSON's NaN) as NaN."""
-    kinds = {"float": float, "int": int, "bool": bool, "str": str}
-    values = {}
-    for f in dataclasses.fields(cls):
-        value = data[f.name]
-        values[f.name] = math.nan if value is None and f.type == "float" else kinds[f.type](value)
-    return cls(**values)
 
 
 # --- what μP predicts --------------------------------------------------------------------------------

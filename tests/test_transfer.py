@@ -95,6 +95,23 @@ def result():
     return _transfer([8, 16])
 
 
+def test_a_second_sweep_of_the_same_model_compiles_nothing(result):
+    # counted by jax's compilation events, not timed: another key, the same program
+    events = []
+
+    def listen(event, duration, **kwargs):
+        if event in ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration"):
+            events.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        again = _transfer([8, 16], key=4)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert events == []
+    assert again.loss_seeds != result.loss_seeds  # another key: other runs
+
+
 def test_result_fields_and_summary(result):
     assert (result.model, result.parametrization, result.optimizer, result.sweep) == ("MLP", "mup", "adam", "width")
     assert (result.sizes, result.base, result.log2_lrs, result.steps, result.batch_size) == ((8, 16), 8, GRID, 5, 8)

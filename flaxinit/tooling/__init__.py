@@ -3,6 +3,8 @@
 Not part of the initializer API (``import flaxinit`` does not load it), but public, so no
 package of the project reaches into another's private modules:
 
+* results: :class:`AsDict` (``to_dict``/``from_dict`` of a result dataclass from its type
+  hints) and :func:`json_float` (a number of strict JSON, ``null`` as NaN);
 * files: :func:`atomic_path`, :func:`write_text`, :func:`write_csv`, and :func:`write_json`
   (strict JSON: NaN and infinities are written as ``null``, everywhere);
 * figures: :func:`new_figure`, :func:`save_figure`, :func:`colormap` (matplotlib without
@@ -28,6 +30,7 @@ from flaxinit._calls import nnx_call_hook, nnx_intercept_calls
 from flaxinit._checks import check_choice, check_int, check_key, check_real
 from flaxinit._layouts import axis_kinds, detect_stacks, guessed_layout, initializer_shape
 from flaxinit._paths import flat_paths, key_names, path_str
+from flaxinit._serial import AsDict, json_float
 from flaxinit.tooling._cli import ArgumentParser, UsageError, positive_int, run_command
 from flaxinit.tooling._io import atomic_path, to_json, write_csv, write_json, write_text
 from flaxinit.tooling._machine import cpu_model, machine
@@ -36,6 +39,7 @@ from flaxinit.tooling._train import train_step
 
 __all__ = [
     "ArgumentParser",
+    "AsDict",
     "UsageError",
     "atomic_path",
     "axis_kinds",
@@ -49,6 +53,7 @@ __all__ = [
     "flat_paths",
     "guessed_layout",
     "initializer_shape",
+    "json_float",
     "key_names",
     "machine",
     "new_figure",
