@@ -1,4 +1,16 @@
-"""mc: the article's Monte Carlo magnitude tests, streamed, sharded and bit-reproducible.
+"""mc: the article's Monte Carlo magnitude tests, the model tools and the μP checks.
+
+Three rooms, one namespace:
+
+* the Monte Carlo engine and the article's protocols: :func:`standard_test`,
+  :func:`normalized_test`, :func:`depth_test` (streamed, sharded and bit-reproducible
+  means over millions of initializations), their refits :func:`fit_standard`,
+  :func:`fit_normalized`, and :func:`tree_sum`;
+* the model tools, for any ``flax.linen`` module or ``flax.nnx`` factory: :func:`audit` and
+  :func:`correlation_map` (signal propagation at init, on the engine), :func:`reference_model`;
+* the μP checks, which train a model at several sizes: :func:`coord_check`,
+  :func:`verify` (a pass/fail verdict naming the cause), :func:`lr_transfer`, and their
+  reference models :func:`width_model`.
 
 Int seeds draw with Philox4x32-10 (:func:`philox_key`, re-exported from
 :mod:`flaxinit.prng` with its block function :func:`philox4x32`); a key passed in keeps its

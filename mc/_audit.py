@@ -35,13 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxinit.tooling import check_int, check_real, flat_paths, initializer_shape
+from flaxinit.tooling import AsDict, check_int, check_real, flat_paths, initializer_shape
 from mc import _capture
 from mc._cache import PROGRAMS
 from mc._engine import BLOCK, Accumulator, Engine
+from mc._keys import as_key, prng_name
 from mc._model import Layout, Model, as_model, check_call_options, trace_layout
-from mc._protocols import Task, as_key, prng_name
-from mc._results import AsDict
+from mc._protocols import Task
 
 #: The name of the model's own output among the layers.
 OUTPUT = _capture.OUTPUT

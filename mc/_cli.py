@@ -21,7 +21,7 @@ import jax
 
 import flaxinit
 from flaxinit import tooling
-from mc import _fit, _models, _mup_cli, _protocols, _report, _runner
+from mc import _fit, _keys, _models, _mup_cli, _protocols, _report, _runner
 from mc._cli_common import compilation_cache_argument, int_list, use_compilation_cache
 from mc._mup_cli import COORD_CLASSES, COORD_MLP_BATCH, COORD_VOCAB, coord_batch  # re-exported: python -m mc's names
 
@@ -93,7 +93,7 @@ def _common_arguments(p: argparse.ArgumentParser, iterations: int | None) -> Non
     p.add_argument(
         "--prng",
         default="philox",
-        choices=_protocols.PRNGS,
+        choices=_keys.PRNGS,
         help="generator: philox (Philox4x32-10, the fast default) or threefry (jax.random.key's bits)",
     )
     compilation_cache_argument(p)
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _tables(args) -> tuple[list[_runner.Table], dict[str, flaxinit.Initializer], dict[str, Any]]:
     """Builds the tables of a command and the settings that identify the run."""
-    key = _protocols.as_key(args.seed, args.prng)
+    key = _keys.as_key(args.seed, args.prng)
     schemes: dict[str, flaxinit.Initializer] = {}
     tables: list[_runner.Table] = []
 
@@ -189,7 +189,7 @@ def _tables(args) -> tuple[list[_runner.Table], dict[str, flaxinit.Initializer],
     settings: dict[str, Any] = {
         "command": args.command,
         "seed": args.seed,
-        "prng": _protocols.prng_name(key),
+        "prng": _keys.prng_name(key),
         "iterations": args.iterations,
     }
     if args.command in ("standard", "reproduce"):

@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from flaxinit.tooling import AsDict
+from mc._keys import as_key, prng_name
 from mc._model import Layout, as_model, watch_of
-from mc._protocols import as_key, prng_name
-from mc._results import AsDict
 from mc._sweep import UNSET, as_mapping, check_sweep, measure, renamed
 from mc._training import optimizer_name
 

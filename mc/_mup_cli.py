@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from flaxinit import tooling
-from mc import _models, _protocols, _report, _runner, _width_models
+from mc import _keys, _models, _report, _runner, _width_models
 from mc._cli_common import at_least_two, compilation_cache_argument, int_list, positive_float, use_compilation_cache
 
 #: coord-check's one fixed batch per model, drawn from ``--key`` (SPEC §10): the MLP's
@@ -293,12 +293,12 @@ def run_coord_check(args) -> int:
         if params.count(p) > 1:
             raise tooling.UsageError(f"--param {p} is given twice")
     use_compilation_cache(args.compilation_cache)
-    key = _protocols.as_key(args.key, "philox")
+    key = _keys.as_key(args.key, "philox")
     models, inputs, targets, classes, blocks = models_and_batch(args, params, sizes, base, key)
     settings: dict[str, Any] = {
         "command": args.command, "model": args.model, "parametrizations": params, "widths": sizes,
         "base_width": base, "optimizer": args.optimizer, "lr": args.lr, "steps": args.steps, "seeds": args.seeds,
-        "key": args.key, "prng": _protocols.prng_name(key), "zero_query": args.zero_query, "tied": args.tied,
+        "key": args.key, "prng": _keys.prng_name(key), "zero_query": args.zero_query, "tied": args.tied,
         "input_shape": list(inputs.shape), "classes": classes, "loss": "xent",
     }  # fmt: skip
     if args.sweep == "depth":
@@ -332,7 +332,7 @@ def _settings(args, sizes: Sequence[int], base: int, key: jax.Array, inputs: jax
     return {
         "command": args.command, "model": args.model, "sizes": list(sizes), "base": base, "sweep": args.sweep,
         "alpha": args.alpha, "optimizer": args.optimizer, "steps": args.steps, "seeds": args.seeds, "key": args.key,
-        "prng": _protocols.prng_name(key), "input_shape": list(inputs.shape),
+        "prng": _keys.prng_name(key), "input_shape": list(inputs.shape),
     }  # fmt: skip
 
 
@@ -346,7 +346,7 @@ def run_verify(args) -> int:
     if args.steps < 2:
         raise tooling.UsageError("--steps must be at least 2 (update effects start at t = 2)")
     use_compilation_cache(args.compilation_cache)
-    key = _protocols.as_key(args.key, "philox")
+    key = _keys.as_key(args.key, "philox")
     models, inputs, targets, _, blocks = models_and_batch(args, ["mup"], sizes, base, key)
     if args.sweep == "depth" and blocks is None:
         raise tooling.UsageError("--sweep depth of a factory model needs --blocks (its residual blocks' parameters)")
@@ -382,7 +382,7 @@ def run_lr_transfer(args) -> int:
     except ValueError:
         raise tooling.UsageError(f"--log2-lrs must be comma-separated numbers, got {args.log2_lrs!r}") from None
     use_compilation_cache(args.compilation_cache)
-    key = _protocols.as_key(args.key, "philox")
+    key = _keys.as_key(args.key, "philox")
     models, inputs, targets, _, blocks = models_and_batch(args, [args.param], sizes, base, key)
 
     def progress(size: int, merit: list[list[float]]) -> None:

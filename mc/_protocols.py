@@ -18,9 +18,10 @@ import jax.numpy as jnp
 
 import flaxinit
 from flaxinit.magnitude import CONVENTIONS, normalized_passes
-from flaxinit.prng import is_philox, philox_key
-from flaxinit.tooling import check_choice, check_int, check_key
+from flaxinit.prng import is_philox
+from flaxinit.tooling import check_choice, check_int
 from mc._engine import BLOCK, Accumulator, Engine, tree_sum
+from mc._keys import as_key, prng_name
 from mc._results import DepthResult, NormalizedResult, StandardResult, ci95
 
 INPUTS = ("ones", "gaussian", "one_hot", "softmax")
@@ -75,29 +76,6 @@ def _check_shapes(shapes: Any) -> list[tuple[int, int]]:
     if not out:
         raise ValueError("shapes must not be empty")
     return out
-
-
-def as_key(key: Any, prng: str = "philox") -> jax.Array:
-    """A Monte Carlo's key: a key as given (it keeps its own impl: a threefry key gives the bits
-    it always gave), an int seed as a key of ``prng`` (``"philox"``, the default:
-    :func:`flaxinit.prng.philox_key`; or ``"threefry"``: ``jax.random.key``)."""
-    check_choice(prng, "prng", PRNGS)
-    if isinstance(key, int) and not isinstance(key, bool) and prng == "philox":
-        return philox_key(key)
-    return check_key(key, seeds=True)
-
-
-#: The generators an int seed can select.
-PRNGS = ("philox", "threefry")
-
-
-def prng_name(key: jax.Array) -> str:
-    """The generator behind ``key``, as results record it: ``"philox4x32_10"``, ``"threefry2x32"``, ..."""
-    if is_philox(key):
-        return "philox4x32_10"
-    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return "threefry2x32"  # a legacy raw key: jax's default impl
-    return str(jax.random.key_impl(key)).removeprefix("PRNGSpec(").strip("')\"")
 
 
 #: Random values one group of iterations draws at most: the iterations of a task share a

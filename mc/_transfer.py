@@ -27,11 +27,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flaxinit.tooling import check_int, check_real, train_step
+from flaxinit.tooling import AsDict, check_int, check_real, train_step
 from mc._cache import PROGRAMS
+from mc._keys import as_key, prng_name
 from mc._model import as_model
-from mc._protocols import as_key, prng_name
-from mc._results import AsDict
 from mc._sweep import SWEEPS, check_sweep
 from mc._training import optimizer_name, trainee
 

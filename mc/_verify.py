@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from flaxinit import mup
+from flaxinit.tooling import AsDict
 from mc._capture import LOGITS, OUTPUT, UPDATE
 from mc._coord import least_squares_slope, size_program
-from mc._protocols import as_key, prng_name
-from mc._results import AsDict
+from mc._keys import as_key, prng_name
 from mc._sweep import SizeRun, check_sweep, measure
 from mc._training import optimizer_name
 

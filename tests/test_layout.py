@@ -110,6 +110,36 @@ def test_the_private_name_check_finds_what_it_looks_for():
     assert not private_names_imported("from mc._results import AsDict")
 
 
+#: mc's rooms (docs/architecture.md): the μP checks train models through the model tools and
+#: never reach the Monte Carlo engine or the article's protocols.
+MUP_CHECKS = ("_training", "_sweep", "_coord", "_verify", "_transfer", "_width_models")
+ENGINE_ROOM = {"mc._engine", "mc._protocols", "mc._results", "mc._fit"}
+
+
+def mc_modules_imported(source: str) -> set[str]:
+    """``mc.<module>`` of every import of an mc module, in any form."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == "mc":
+            found |= {f"mc.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mc."):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names if alias.name.startswith("mc.")}
+    return found
+
+
+@pytest.mark.parametrize("module", MUP_CHECKS)
+def test_the_mup_checks_do_not_reach_into_the_engine_room(module):
+    imported = mc_modules_imported((ROOT / "mc" / f"{module}.py").read_text())
+    assert not imported & ENGINE_ROOM, f"mc/{module}.py imports {sorted(imported & ENGINE_ROOM)}"
+
+
+def test_the_room_check_finds_what_it_looks_for():
+    assert mc_modules_imported("from mc._protocols import as_key\nfrom mc import _engine, _model") == {
+        "mc._protocols", "mc._engine", "mc._model"}  # fmt: skip
+
+
 #: The longest function and module of the installed packages. A function's length is its
 #: lines without its docstring: the public checks document some 30 arguments one by one (as
 #: the API reference needs), and that documentation is not what makes a function long to read.
