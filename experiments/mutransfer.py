@@ -193,10 +193,7 @@ def _saved_sizes(path: Path, expected: dict[str, Any]) -> dict[int, list[list[fl
         raise tooling.UsageError(
             f"--resume: {path} is not a saved arm of python -m experiments mutransfer ({err!r})"
         ) from None
-    if saved != expected:
-        changed = sorted(k for k in {*saved, *expected} if saved.get(k) != expected.get(k))
-        raise tooling.UsageError(f"--resume: {path} was run with other settings ({', '.join(changed)}); "
-                                 "run without --resume to start again")  # fmt: skip
+    tooling.check_resumable(saved, expected, str(path))
     return sizes
 
 

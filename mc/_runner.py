@@ -40,19 +40,12 @@ class _Stop(Exception):
 
 
 def check_resumable(data: dict[str, Any], settings: dict[str, Any]) -> None:
-    """``--resume``'s check: the partial run ``data`` (a results file) was made with these
-    ``settings`` (same generator, same everything), or a :class:`~flaxinit.tooling.UsageError`."""
-    stored = dict(data.get("settings") or {})
-    stored.setdefault("prng", "threefry2x32")  # runs from before the generator was recorded
-    if stored["prng"] != settings.get("prng"):
-        raise tooling.UsageError(
-            f"--resume: the partial run in the JSON file was drawn with {stored['prng']}, this command "
-            f"draws with {settings.get('prng')}: pass the matching --prng"
-        )
-    if stored != settings:
-        raise tooling.UsageError(
-            f"--resume: the settings in the JSON file differ from this command's ({data.get('settings')} vs {settings})"
-        )
+    """``--resume``'s check (:func:`flaxinit.tooling.check_resumable`) of a results file ``data``;
+    a run from before the generator was recorded drew with threefry."""
+    stored = data.get("settings")
+    if isinstance(stored, dict):
+        stored = {"prng": "threefry2x32", **stored}
+    tooling.check_resumable(stored, settings, "the JSON file")
 
 
 class _Interruptible:

@@ -11,7 +11,8 @@ package of the project reaches into another's private modules:
   pyplot: plotting never switches the caller's backend);
 * :func:`machine`: the machine, software and backend stored beside every result;
 * command lines: :class:`UsageError`, :class:`ArgumentParser`, :func:`positive_int`,
-  :func:`run_command` (one-line errors, exit status 2);
+  :func:`run_command` (one-line errors, exit status 2), :func:`check_resumable` (``--resume``'s
+  one settings check);
 * :func:`train_step`: the one optax training step of every loop;
 * :func:`nnx_call_hook`: the outputs of a ``flax.nnx`` model's own layers while it runs
   (``flaxinit.lsuv``), and :func:`nnx_intercept_calls`, every call of some nnx classes,
@@ -31,7 +32,7 @@ from flaxinit._checks import check_choice, check_int, check_key, check_real
 from flaxinit._layouts import axis_kinds, detect_stacks, guessed_layout, initializer_shape
 from flaxinit._paths import flat_paths, key_names, path_str
 from flaxinit._serial import AsDict, json_float
-from flaxinit.tooling._cli import ArgumentParser, UsageError, positive_int, run_command
+from flaxinit.tooling._cli import ArgumentParser, UsageError, check_resumable, positive_int, run_command
 from flaxinit.tooling._io import atomic_path, to_json, write_csv, write_json, write_text
 from flaxinit.tooling._machine import cpu_model, machine
 from flaxinit.tooling._plots import colormap, new_figure, save_figure
@@ -47,6 +48,7 @@ __all__ = [
     "check_int",
     "check_key",
     "check_real",
+    "check_resumable",
     "colormap",
     "cpu_model",
     "detect_stacks",

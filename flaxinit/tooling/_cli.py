@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
 
 
 class UsageError(Exception):
@@ -21,6 +21,25 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def check_resumable(stored: Any, settings: Mapping[str, Any], source: str) -> None:
+    """``--resume``'s one check, for every command that resumes: the partial run's stored
+    ``settings`` are this command's, or a :class:`UsageError` naming the settings that differ.
+
+    Examples:
+      >>> check_resumable({"steps": 4}, {"steps": 4}, "run.json")
+      >>> check_resumable({"steps": 4, "key": 0}, {"steps": 8, "key": 0}, "run.json")  # doctest: +ELLIPSIS
+      Traceback (most recent call last):
+      ...
+      flaxinit.tooling._cli.UsageError: --resume: run.json was run with other settings (steps): ...
+    """
+    if not isinstance(stored, Mapping):
+        raise UsageError(f"--resume: {source} holds no settings (got {type(stored).__name__})")
+    if dict(stored) != dict(settings):
+        changed = sorted(k for k in {*stored, *settings} if stored.get(k) != settings.get(k))
+        raise UsageError(f"--resume: {source} was run with other settings ({', '.join(changed)}): the settings in "
+                         "the JSON file differ from this command's; run without --resume to start again")  # fmt: skip
 
 
 def positive_int(text: str) -> int:
