@@ -60,7 +60,11 @@ class _Layer(nn.Module):
         return self.activation(nn.Dense(self.features, kernel_init=self.kernel_init)(x))
 
 
-class MLP(nn.Module):
+class DeepMLP(nn.Module):
+    """``depth`` layers ``activation(Dense(width))``, each its own module, so the audit records
+    every post-activation output (:func:`mc.width_model`'s ``MLP``, the μP checks' model,
+    records its ``Dense`` outputs and ends in a readout)."""
+
     depth: int
     width: int
     activation: Callable[[jax.Array], jax.Array]
@@ -123,7 +127,7 @@ def _normal(*shape: int) -> tuple[jax.Array, bool]:
 
 
 def _mlp(spec: Spec, act) -> tuple[Any, jax.Array, bool]:
-    return (MLP(spec.depth, spec.width, act, spec.scheme), *_normal(spec.batch, spec.width))
+    return (DeepMLP(spec.depth, spec.width, act, spec.scheme), *_normal(spec.batch, spec.width))
 
 
 def _resnet(kind: str) -> Callable[[Spec, Any], tuple[Any, jax.Array, bool]]:
@@ -238,7 +242,7 @@ def reference_model(
       >>> import flaxinit, mc
       >>> model, inputs, fresh = mc.reference_model("mlp", flaxinit.he_normal(), depth=3, width=8, batch=2)
       >>> type(model).__name__, inputs.shape, fresh
-      ('MLP', (2, 8), True)
+      ('DeepMLP', (2, 8), True)
     """
     spec = Spec(scheme, depth, width, activation, batch)
     _, act = activation_function(activation)
