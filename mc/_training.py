@@ -162,9 +162,12 @@ def trainee(
     if parametrization == "mup" and base is not None:
         _check_bases(model_at, base, x, call)
         reference = param_shapes(as_model(model_at(base), *call), x)
+        # at the base size nothing differs from the base: a model twice as wide tells which
+        # axes grow (every parameter's role, which mup.muon reads), and changes no multiplier
+        delta = param_shapes(as_model(model_at(2 * base), *call), x) if size == base else None
     else:
-        reference = target
-    shapes = mup.infshapes(reference, target, blocks=blocks, **layout.infshape_options(fans))
+        reference, delta = target, None
+    shapes = mup.infshapes(reference, target, delta, blocks=blocks, **layout.infshape_options(fans))
     if init is not None:
         start = functools.partial(_user_init, init, shapes)
     elif parametrization == "mup":

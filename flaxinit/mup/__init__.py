@@ -4,8 +4,8 @@ with width and depth, relative to a base model (SPEC §10; ``docs/mup.md``).
 1. ``shapes = mup.infshapes(base_params, target_params)``: every parameter's infinite axes,
    fan multipliers and role (input, hidden, output, finite).
 2. ``params = mup.rescale(params, shapes)``: the μP init from a standard draw.
-3. ``tx = mup.adamw(lr, shapes=shapes)`` (or :func:`sgd`, or ``optax.chain(...,
-   mup.scale_by_mup(shapes))``): the per-parameter learning rates.
+3. ``tx = mup.adamw(lr, shapes=shapes)`` (or :func:`sgd`, :func:`muon`, or
+   ``optax.chain(..., mup.scale_by_mup(shapes))``): the per-parameter learning rates.
 4. In attention, ``attention_fn=mup.dot_product_attention(base_head_dim)``; with tied
    embeddings, a :class:`Readout` (Table 8's form); residual branches times
    :func:`depth_multiplier` with ``depth=`` in the optimizer.
@@ -15,6 +15,7 @@ Not loaded by ``import flaxinit``: ``from flaxinit import mup`` loads it (and fl
 
 from flaxinit.mup import linen, nnx
 from flaxinit.mup._attention import attention_scale, dot_product_attention
+from flaxinit.mup._muon import muon
 from flaxinit.mup._optim import adamw, lr_multipliers, scale_by_mup, scale_updates, sgd
 from flaxinit.mup._rescale import rescale
 from flaxinit.mup._rules import OPTIMIZERS, depth_multiplier
@@ -35,6 +36,7 @@ __all__ = [
     "infshapes",
     "linen",
     "lr_multipliers",
+    "muon",
     "nnx",
     "rescale",
     "scale_by_mup",

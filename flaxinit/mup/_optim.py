@@ -17,7 +17,7 @@ from flaxinit.mup._shapes import InfShape, flat_infshapes, path_of
 DECAY_SCALINGS = ("independent", "coupled")
 
 
-def _like(shapes: Any, rule: Callable[[InfShape], float]) -> Callable[[Any], Any]:
+def per_parameter(shapes: Any, rule: Callable[[InfShape], float]) -> Callable[[Any], Any]:
     """``tree -> the same tree with rule(InfShape) at every parameter``, matched by path (so
     the tree may be a linen ``params`` dict, its variables dict, an nnx ``State``, ...)."""
     table = {path: rule(s) for path, s in flat_infshapes(shapes).items()}
@@ -36,7 +36,7 @@ def _like(shapes: Any, rule: Callable[[InfShape], float]) -> Callable[[Any], Any
     return like
 
 
-def _scale_each(like: Callable[[Any], Any]) -> optax.GradientTransformation:
+def scale_each(like: Callable[[Any], Any]) -> optax.GradientTransformation:
     def update(updates, state, params=None):
         del params
         return jax.tree.map(lambda u, m: u * m, updates, like(updates)), state
@@ -100,7 +100,7 @@ def scale_by_mup(
       (-1.0, -4.0)
     """
     optimizer, depth = _rules.check_optimizer(optimizer), _rules.check_depth(depth)
-    return _masked(_scale_each(_like(shapes, lambda s: _rules.lr_multiplier(s, optimizer, depth))), mask)
+    return _masked(scale_each(per_parameter(shapes, lambda s: _rules.lr_multiplier(s, optimizer, depth))), mask)
 
 
 #: :func:`scale_by_mup`'s earlier name.
@@ -111,9 +111,9 @@ def _decay(shapes, optimizer, weight_decay, scaling, depth):
     if scaling not in DECAY_SCALINGS:
         raise ValueError(f"weight_decay_scaling must be one of {', '.join(DECAY_SCALINGS)}, got {scaling!r}")
     if scaling == "coupled":
-        return _like(shapes, lambda s: weight_decay)
+        return per_parameter(shapes, lambda s: weight_decay)
     # independent: LR x decay the same at every width
-    return _like(shapes, lambda s: weight_decay / _rules.lr_multiplier(s, optimizer, depth))
+    return per_parameter(shapes, lambda s: weight_decay / _rules.lr_multiplier(s, optimizer, depth))
 
 
 def _scale_by_adam(b1: float, b2: float, eps: Callable[[Any], Any]) -> optax.GradientTransformation:
@@ -177,7 +177,7 @@ def adamw(
     optimizer, depth = "adam", _rules.check_depth(depth)
     eps_rule = (lambda s: eps * _rules.eps_multiplier(s, depth)) if eps_scaling else (lambda s: eps)
     return optax.chain(
-        _scale_by_adam(b1, b2, _like(shapes, eps_rule)),
+        _scale_by_adam(b1, b2, per_parameter(shapes, eps_rule)),
         _masked(_decay_each(_decay(shapes, optimizer, weight_decay, weight_decay_scaling, depth)), mask),
         scale_by_mup(shapes, optimizer, depth=depth),
         optax.scale_by_learning_rate(learning_rate),

@@ -52,6 +52,9 @@ class InfShape:
       block: inside a residual block (``infshapes(..., blocks=...)``), for the depth rules.
       stacked: leading axes of a layer stack (``nn.scan``, ``nn.vmap``, ``nnx.vmap``): they
         count in neither fan, so a stacked parameter has its layer's fans and role.
+      kinds: per axis, what it feeds (:func:`flaxinit.tooling.axis_kinds`: ``"in"``, ``"out"``,
+        ``"both"`` (a receptive field), ``"batch"``, ``"stack"``); :func:`muon` orthogonalizes
+        over the ``in``/``both`` and ``out`` axes, one matrix per index of the others.
     """
 
     path: str
@@ -66,6 +69,7 @@ class InfShape:
     readout: bool = False
     block: bool = False
     stacked: int = 0
+    kinds: tuple[str, ...] = ()
 
 
 # --- trees ---------------------------------------------------------------------------------------
@@ -191,7 +195,7 @@ def _infshape(path: str, base: tuple[int, ...], target: tuple[int, ...], delta: 
     )
     readout = path.split("/")[-1] == READOUT_KERNEL
     return InfShape(path, target, base, infinite, fan(("in", "both"), target), fan(("out", "both"), target),
-                    mult(("in", "both")), mult(("out", "both")), role, readout, block, stacked)  # fmt: skip
+                    mult(("in", "both")), mult(("out", "both")), role, readout, block, stacked, kinds)  # fmt: skip
 
 
 def _warn_guesses(shapes: Sequence[InfShape], options: Mapping[str, Any], tied_readout: bool) -> None:
