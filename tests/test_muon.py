@@ -94,6 +94,19 @@ def test_muon_matches_a_numpy_derivation(steps):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
 
+def test_shapes_without_roles_leave_every_parameter_to_adam_and_say_so():
+    # a model against itself: nothing grows, no role is known, so nothing is a hidden matrix
+    params, grads = _tree(BASE, 0), _tree(BASE, 1)
+    shapes = mup.infshapes(params, params, stacked={"stack/kernel": 1})
+    with pytest.warns(UserWarning, match="no hidden matrix"):
+        tx = mup.muon(0.1, shapes=shapes)
+    adam = mup.adamw(0.1, shapes=shapes)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    expected, _ = adam.update(grads, adam.init(params), params)
+    for got, want in zip(jax.tree.leaves(updates), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
+
 def test_muons_state_does_not_depend_on_the_width():
     # at the base width, a wider delta model tells the roles (mup.infshapes' third argument)
     at_base = mup.infshapes(_tree(BASE, 0), _tree(BASE, 0), _tree(TARGET, 0), stacked={"stack/kernel": 1})

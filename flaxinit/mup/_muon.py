@@ -1,26 +1,28 @@
-"""Muon under μP (SPEC §11): optax's Muon on the matrices that grow in both fans (and the
-finite ones), their update scaled by the spectral condition relative to the base, and
-:func:`flaxinit.mup.adamw`'s rules for everything else."""
+"""Muon under μP (SPEC §11): optax's Muon on the matrices that grow in both fans, their update
+scaled by the spectral condition relative to the base, and :func:`flaxinit.mup.adamw`'s rules
+for everything else."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import optax
 from optax.contrib import MuonDimensionNumbers, scale_by_muon
 
 from flaxinit.mup._optim import adamw, per_parameter, scale_each
-from flaxinit.mup._shapes import InfShape
+from flaxinit.mup._shapes import InfShape, flat_infshapes
 
 #: The roles whose matrices Muon updates; the rest (embeddings, other input kernels, the
 #: readout, biases and norm scales) follow Adam's μP rules, as Muon recipes use AdamW there.
-MUON_ROLES = ("hidden", "finite")
+#: A "finite" matrix (nothing grows) may be any of these, so it stays on Adam too.
+MUON_ROLES = ("hidden",)
 
 
 def on_muon(shape: InfShape) -> bool:
-    """Whether :func:`muon` orthogonalizes this parameter: a hidden (or finite) matrix, with at
-    least one fan-in and one fan-out axis besides its stack and batch axes, not a readout."""
+    """Whether :func:`muon` orthogonalizes this parameter: a hidden matrix (both fans grow), with
+    at least one fan-in and one fan-out axis besides its stack and batch axes, not a readout."""
     kinds = shape.kinds
     return (shape.role in MUON_ROLES and not shape.readout and "out" in kinds
             and any(k in ("in", "both") for k in kinds))  # fmt: skip
@@ -126,6 +128,12 @@ def muon(
       >>> jax.tree.map(jnp.shape, updates) == jax.tree.map(jnp.shape, params)
       True
     """
+    if not any(on_muon(s) for s in flat_infshapes(shapes).values()):
+        warnings.warn(
+            "mup.muon found no hidden matrix in shapes (none grows in both fans), so every parameter follows "
+            "Adam: at the base width, compute shapes with a wider delta model, mup.infshapes(base, base, wider)",
+            stacklevel=2,
+        )
     label = per_parameter(shapes, lambda s: "muon" if on_muon(s) else "adam")
     matrix = optax.chain(
         scale_by_muon(
