@@ -33,7 +33,9 @@ def json_float(value: Any, missing: float = math.nan) -> Any:
 def _plain(value: Any) -> Any:
     if isinstance(value, AsDict):
         return value.to_dict()
-    if isinstance(value, tuple | list):
+    if isinstance(value, tuple):  # kept a tuple, as the field holds it: JSON writes it as an array
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
@@ -71,7 +73,7 @@ def _hints(cls: type) -> dict[str, Any]:
 class AsDict:
     """``to_dict``/``from_dict`` for a result dataclass, from its fields and their type hints.
 
-    ``to_dict()`` writes every field (tuples as lists, nested results as dicts) and the
+    ``to_dict()`` writes every field (nested results as dicts, tuples kept) and the
     :attr:`DERIVED` properties (recomputed on reading, so never read back); ``from_dict`` is its
     inverse for a dict read back from strict JSON. A field missing from ``data`` takes its
     default (files written before the field existed).
@@ -85,7 +87,7 @@ class AsDict:
       >>> Run.from_dict({"sizes": [64, 128], "loss": None})
       Run(sizes=(64, 128), loss=nan)
       >>> Run((64,), 0.5).to_dict()
-      {'sizes': [64], 'loss': 0.5}
+      {'sizes': (64,), 'loss': 0.5}
     """
 
     #: Properties (or methods without arguments) stored beside the fields.
@@ -94,7 +96,7 @@ class AsDict:
     NULLS: ClassVar[Mapping[str, float]] = {}
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict of every field and :attr:`DERIVED` value (tuples become lists)."""
+        """A JSON-friendly dict of every field and :attr:`DERIVED` value (nested results as dicts)."""
         out = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
         for name in self.DERIVED:
             value = getattr(self, name)

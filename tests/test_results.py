@@ -83,7 +83,7 @@ def test_json_float_reads_null_as_missing():
     assert math.isnan(json_float(None))
 
 
-def test_nested_results_become_lists_of_plain_dicts():
+def test_nested_results_become_plain_dicts():
     d = CASES["lsuv"].to_dict()
-    assert d["layers"] == [{"path": "Dense_0", "variance_before": 2.0, "variance_after": 1.0, "iterations": 1,
-                            "converged": True}]  # fmt: skip
+    assert d["layers"] == ({"path": "Dense_0", "variance_before": 2.0, "variance_after": 1.0, "iterations": 1,
+                            "converged": True},)  # fmt: skip

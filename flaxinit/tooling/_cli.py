@@ -32,14 +32,16 @@ def check_resumable(stored: Any, settings: Mapping[str, Any], source: str) -> No
       >>> check_resumable({"steps": 4, "key": 0}, {"steps": 8, "key": 0}, "run.json")  # doctest: +ELLIPSIS
       Traceback (most recent call last):
       ...
-      flaxinit.tooling._cli.UsageError: --resume: run.json was run with other settings (steps): ...
+      flaxinit.tooling._cli.UsageError: --resume: the settings ...: run.json was run with other settings (steps); ...
     """
     if not isinstance(stored, Mapping):
         raise UsageError(f"--resume: {source} holds no settings (got {type(stored).__name__})")
     if dict(stored) != dict(settings):
         changed = sorted(k for k in {*stored, *settings} if stored.get(k) != settings.get(k))
-        raise UsageError(f"--resume: {source} was run with other settings ({', '.join(changed)}): the settings in "
-                         "the JSON file differ from this command's; run without --resume to start again")  # fmt: skip
+        raise UsageError(
+            f"--resume: the settings in the JSON file differ from this command's: {source} was run with other "
+            f"settings ({', '.join(changed)}); run without --resume to start again"
+        )
 
 
 def positive_int(text: str) -> int:
