@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,20 @@ def test_readme_usage_example_runs():
     usage = text[text.index("## Usage") :]
     code = re.search(r"```python\n(.*?)```", usage, re.S).group(1)
     exec(compile(code, "README.md", "exec"), {})
+
+
+def test_readme_states_the_lowest_versions_ci_pins():
+    """README's "Supported versions" names the lowest version of every runtime dependency, as
+    .ci/lowest.py pins it from pyproject.toml (compared as versions: 0.10 is 0.10.0)."""
+    from packaging.version import Version
+
+    spec = importlib.util.spec_from_file_location("lowest", ROOT / ".ci" / "lowest.py")
+    lowest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lowest)
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = dict(pin.split("==") for pin in lowest.lowest_pins(dependencies))
+    stated = re.search(r"allows \(([^)]*)\)", " ".join((ROOT / "README.md").read_text().split()))
+    assert stated, "README no longer lists the lowest versions"
+    found = re.findall(r"([\w/]+) ([\d.]+)", stated.group(1))
+    readme = {name.lower().split("/")[0]: version for name, version in found}  # "jax/jaxlib": jax pins its jaxlib
+    assert {name: Version(v) for name, v in readme.items()} == {name: Version(v) for name, v in pins.items()}
