@@ -50,8 +50,7 @@ def _decode(hint: Any, value: Any, missing: float) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (hint,) = [a for a in args if a is not type(None)][:1]
-        return _decode(hint, value, missing)
+        return _decode(next(a for a in args if a is not type(None)), value, missing)
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_decode(args[0], v, missing) for v in value)

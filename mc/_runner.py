@@ -45,6 +45,11 @@ def check_resumable(data: dict[str, Any], settings: dict[str, Any]) -> None:
     stored = data.get("settings")
     if isinstance(stored, dict):
         stored = {"prng": "threefry2x32", **stored}
+        if stored["prng"] != settings.get("prng"):  # the one setting a flag of its own fixes: say which
+            raise tooling.UsageError(
+                f"--resume: the partial run in the JSON file was drawn with {stored['prng']}, this command "
+                f"draws with {settings.get('prng')}: pass the matching --prng"
+            )
     tooling.check_resumable(stored, settings, "the JSON file")
 
 
