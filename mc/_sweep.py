@@ -36,6 +36,8 @@ from mc._training import (
 from mc._width_models import WidthModel
 
 SWEEPS = ("width", "depth")
+#: :func:`mc.lr_transfer`'s sweeps: also batch sizes and numbers of steps at a fixed width.
+TRANSFER_SWEEPS = (*SWEEPS, "batch", "steps")
 
 
 #: The default of an argument's earlier name: not given.
@@ -95,7 +97,10 @@ def check_model(model: Any, sweep: str, alpha: float | None, base: int) -> None:
             f"model must be a function size -> flax.linen Module (or nnx factory), got {type(model).__name__}"
         )
     if isinstance(model, WidthModel):  # its own settings must agree
-        if model.sweep != sweep:
+        if sweep in ("batch", "steps") and model.sweep != "width":
+            raise ValueError(f"sweep={sweep!r} runs the model at a fixed width: build it with sweep='width', "
+                             f"not {model.sweep!r}")  # fmt: skip
+        elif sweep not in ("batch", "steps") and model.sweep != sweep:
             raise ValueError(f"sweep={sweep!r} but the model was built with sweep={model.sweep!r}")
         if sweep == "depth" and model.alpha != alpha:
             raise ValueError(f"alpha={alpha!r} but the model's branch multiplier has alpha={model.alpha!r}")
@@ -106,14 +111,15 @@ def check_model(model: Any, sweep: str, alpha: float | None, base: int) -> None:
 def check_sweep(
     model: Any, sizes: Any, base: Any, *, sweep: str, alpha: Any, parametrization: str, optimizer: Any, init: Any,
     lr: Any, steps: Any, seeds: Any, loss: Any, fans: Any, blocks: Any, zero_query: bool, zero_output: bool,
-    call_kwargs: Any, method: Any, output: Any,
+    call_kwargs: Any, method: Any, output: Any, sweeps: tuple[str, ...] = SWEEPS,
 ) -> Sweep:  # fmt: skip
-    """Every argument a check shares, checked (one message per mistake, naming the argument)."""
+    """Every argument a check shares, checked (one message per mistake, naming the argument);
+    ``sweeps``: the check's sweeps."""
     sizes = check_sizes(sizes, "sizes")
     if base is None:
         raise TypeError("base is required: the size where μP is the identity (the base model's width or depth)")
     base = check_int(base, "base")
-    check_choice(sweep, "sweep", SWEEPS)
+    check_choice(sweep, "sweep", sweeps)
     check_choice(parametrization, "parametrization", PARAMETRIZATIONS)
     optimizer = check_optimizer(optimizer)
     if init is not None and not callable(init):
@@ -224,6 +230,7 @@ def as_mapping(done: Any, name: str = "done") -> Mapping[int, Any]:
 __all__ = [
     "PROGRAMS",
     "SWEEPS",
+    "TRANSFER_SWEEPS",
     "UNSET",
     "SizeRun",
     "Sweep",

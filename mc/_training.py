@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -142,6 +143,7 @@ def trainee(
     call: tuple[Any, Any, Any] = (None, None, None),
     watch: bool = False,
     draws: Any = "fan_in",
+    sweep_size: tuple[int, int] | None = None,
 ) -> tuple[Trainee, Layout]:
     """The model ``model_at(size)`` and its layers (one abstract pass), its parameters' shapes
     against ``model_at(base)`` under μP (against itself under SP, or with ``base=None``), with
@@ -155,7 +157,9 @@ def trainee(
     weights start at zero (microsoft/mup's advice); ``call``: ``(method, call_kwargs,
     output)``, how the model is called; ``watch``: the layout records update effects and
     attention logits too (``mc.verify``); ``draws``: how the model draws its parameters
-    (``mup.rescale``'s ``draws``)."""
+    (``mup.rescale``'s ``draws``); ``sweep_size``: ``(size, base)`` of the sweep, passed as
+    ``size=`` to an ``optimizer`` function that takes a ``size`` keyword (a rule for the swept
+    axis, as ``mup.adamw(..., batch=size)``)."""
     m = as_model(model_at(size), *call)
     layout = trace_layout(m, x, watch=watch)
     target = param_shapes(m, x)
@@ -175,7 +179,9 @@ def trainee(
                                   zero_output=zero_output)  # fmt: skip
     else:
         start = _identity
-    if callable(optimizer):
+    if callable(optimizer) and sweep_size is not None and takes_size(optimizer):
+        make = functools.partial(_user_optimizer_of_size, optimizer, shapes, sweep_size)
+    elif callable(optimizer):
         make = functools.partial(_user_optimizer, optimizer, shapes)
     elif optimizer == "adam":
         make = functools.partial(_adamw, shapes=shapes, depth=depth)
@@ -196,6 +202,20 @@ def _user_optimizer(optimizer: Callable[[Any, Any], optax.GradientTransformation
     return optimizer(lr, shapes)
 
 
+def takes_size(optimizer: Callable[..., Any]) -> bool:
+    """Whether an optimizer function takes a ``size`` keyword (``(lr, shapes, size) -> ...``)."""
+    try:
+        parameters = inspect.signature(optimizer).parameters
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        return False
+    size = parameters.get("size")
+    return size is not None and size.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _user_optimizer_of_size(optimizer: Callable[..., Any], shapes: Any, sweep_size: tuple[int, int], lr: Any):
+    return optimizer(lr, shapes, size=sweep_size)
+
+
 def _adamw(lr: Any, *, shapes: Any, depth: Any) -> optax.GradientTransformation:
     return mup.adamw(lr, shapes=shapes, depth=depth)
 
@@ -213,5 +233,6 @@ __all__ = [
     "check_sizes",
     "loss_function",
     "optimizer_name",
+    "takes_size",
     "trainee",
 ]

@@ -1,7 +1,8 @@
 """Learning-rate transfer (SPEC §10, Tensor Programs V's Figure 1): :func:`lr_transfer`.
 
-For each size (a width, or a depth with ``sweep="depth"``), every learning rate of a log2
-grid is trained ``steps`` steps from several seeds; the figure of merit of a run is its
+For each size (a width; a depth with ``sweep="depth"``; a batch size or a number of steps
+at a fixed width with ``sweep="batch"`` or ``"steps"``), every learning rate of a log2
+grid is trained from several seeds; the figure of merit of a run is its
 training loss averaged over the last steps. Every (learning rate, seed) run of a size is
 one compiled program: ``vmap`` over runs of a ``lax.scan`` over steps, each step the
 project's one :func:`flaxinit.tooling.train_step`, from the seeds' models (a smaller
@@ -12,7 +13,9 @@ Seed ``s`` draws its model from ``fold_in(fold_in(key, s), 0)`` and its minibatc
 with replacement (``jax.random.randint(fold_in(fold_in(data_key, i), 0), ...)``). So every
 learning rate of a seed starts from the same parameters and sees the same batches (a
 paired comparison), and a size's bits depend only on ``(key, seeds, log2_lrs)`` and that
-size's arguments, never on the other sizes.
+size's arguments, never on the other sizes. In a steps sweep the first steps of a longer
+run are a shorter run's steps (the same batches); in a batch sweep the rows of a step differ
+with the batch size.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from flaxinit.tooling import AsDict, check_int, check_real, train_step
 from mc._cache import PROGRAMS
 from mc._keys import as_key, prng_name
 from mc._model import as_model
-from mc._sweep import SWEEPS, check_sweep
+from mc._sweep import SWEEPS, TRANSFER_SWEEPS, check_sweep
 from mc._training import optimizer_name, trainee
 
 # --- the optimum of a size -------------------------------------------------------------------
@@ -128,15 +131,16 @@ class TransferResult(AsDict):
       model: the model's class name.
       parametrization: ``"mup"`` or ``"sp"``.
       optimizer: ``"adam"`` or ``"sgd"``.
-      sweep: ``"width"`` or ``"depth"``.
-      sizes: the widths (or depths), increasing.
-      base: the base width (or depth).
+      sweep: ``"width"``, ``"depth"``, ``"batch"`` or ``"steps"``.
+      sizes: the widths (depths, batch sizes, numbers of steps), increasing.
+      base: the base width (depth, batch size, number of steps).
       alpha: the depth exponent of the optimizer's depth rules (``None``: none).
       log2_lrs: the grid of log2 learning rates, increasing.
-      steps: training steps per run.
-      batch_size: rows per step.
+      steps: training steps per run (``None`` in a steps sweep: the sizes).
+      batch_size: rows per step (``None`` in a batch sweep: the sizes).
       seeds: runs per (size, learning rate).
-      last: the figure of merit averages the loss over the last ``last`` steps.
+      last: the figure of merit averages the loss over the last ``last`` steps (``None`` in a
+        steps sweep: each run's own last 10%).
       loss: ``"xent"``, ``"mse"`` or ``"custom"``.
       loss_seeds: per size, per learning rate, per seed: the run's training loss averaged
         over its last ``last`` steps; ``inf`` for a run whose loss was not finite at some
@@ -146,6 +150,9 @@ class TransferResult(AsDict):
       optimal_log2_lr: per size, :func:`optimal_log2_lr` of ``loss_mean``.
       at_edge: per size, whether that optimum is at the grid's edge (it may lie outside).
       prng: the generator of the keys.
+      width: in a batch or steps sweep, the fixed width (``None`` otherwise).
+      base_width: in a batch or steps sweep, the base width of μP's width rules (``None``: the
+        model is its own base).
 
     ``to_dict()`` adds ``spread`` (infinities and NaN stay floats: ``write_json`` writes them as
     null); ``from_dict`` reads a ``null`` loss as a diverged run's (``inf``), a ``null``
@@ -172,10 +179,10 @@ class TransferResult(AsDict):
     base: int
     alpha: float | None
     log2_lrs: tuple[float, ...]
-    steps: int
-    batch_size: int
+    steps: int | None
+    batch_size: int | None
     seeds: int
-    last: int
+    last: int | None
     loss: str
     loss_seeds: tuple[tuple[tuple[float, ...], ...], ...]
     loss_mean: tuple[tuple[float, ...], ...]
@@ -183,6 +190,8 @@ class TransferResult(AsDict):
     optimal_log2_lr: tuple[float, ...]
     at_edge: tuple[bool, ...]
     prng: str
+    width: int | None = None
+    base_width: int | None = None
 
     @property
     def spread(self) -> float:
@@ -219,6 +228,10 @@ def _y_limits(result: TransferResult) -> tuple[float, float] | None:
         high = low + max(1.0, abs(low)) * 0.1
     pad = 0.05 * (high - low)
     return low - pad, high + pad
+
+
+#: What the sizes of a sweep are, for legends and messages.
+SIZE_NAMES = {"width": "width", "depth": "depth", "batch": "batch size", "steps": "steps"}
 
 
 def plot_transfer(results: Sequence[TransferResult], path: str | Path, *, titles: Sequence[str] | None = None) -> None:
@@ -258,11 +271,13 @@ def plot_transfer(results: Sequence[TransferResult], path: str | Path, *, titles
                 ax.plot([xv], [yv], "*", color=color, ms=11, mec="black", mew=0.6, alpha=0.5 if at_edge else 1.0)
         if limits is not None:
             ax.set_ylim(*limits)
-        unit = "width" if result.sweep == "width" else "depth"
+        unit = SIZE_NAMES[result.sweep]
         title = titles[k] if titles else f"{result.model} {result.parametrization} {result.optimizer}"
         ax.set(xlabel="log2 learning rate", title=f"{title}\nspread {result.spread:.2f} (log2)")
         if k == 0:
-            ax.set_ylabel(f"training loss (last {result.last} of {result.steps} steps)")
+            window = "last 10% of the steps" if result.last is None else f"last {result.last} steps"
+            ax.set_ylabel(f"training loss ({window})" if result.steps is None
+                          else f"training loss (last {result.last} of {result.steps} steps)")  # fmt: skip
         ax.legend(title=unit, fontsize=7, title_fontsize=7)
         ax.grid(alpha=0.3)
     save_figure(fig, path, dpi=110)
@@ -357,13 +372,14 @@ def lr_transfer(
     parametrization: str = "mup",
     optimizer: str | Callable[[Any, Any], Any] = "adam",
     init: Callable[[Any, Any], Any] | None = None,
-    steps: int,
-    batch_size: int,
+    steps: int | None = None,
+    batch_size: int | None = None,
     seeds: int = 3,
     key: jax.Array | int = 0,
     loss: str | Callable[[jax.Array, jax.Array], jax.Array] = "xent",
     last: int | None = None,
     sweep: str = "width",
+    width: int | Sequence[int] | None = None,
     alpha: float | None = None,
     blocks: Any = None,
     fans: Any = None,
@@ -385,6 +401,14 @@ def lr_transfer(
     at any step diverged and counts as +inf. Per (size, learning rate) the mean over seeds
     and its standard error; per size the optimum, :func:`optimal_log2_lr` of the means.
 
+    ``sweep="batch"`` and ``sweep="steps"`` (SPEC §11, other axes): the sizes are batch
+    sizes or numbers of steps of the model at one ``width``; the figure of merit of a steps
+    sweep is each run's loss over its own last 10% (unless ``last`` is given). A rule for
+    the swept axis is an ``optimizer`` function with a ``size`` keyword: it is called
+    ``optimizer(lr, shapes, size=(size, base))`` (e.g. ``lambda lr, s, size:
+    mup.adamw(lr, shapes=s, weight_decay=0.1, batch=size)``, :func:`flaxinit.mup.batch_length_rule`),
+    in every sweep.
+
     Every learning rate of a seed starts from the same parameters and trains on the same
     minibatches (see the module's docstring), and all runs of a size are one compiled program
     (after one that draws each seed's model). The programs are kept in the one program cache
@@ -393,14 +417,16 @@ def lr_transfer(
 
     Args:
       model: ``size -> flax.linen Module`` (or nnx factory): a width, or with
-        ``sweep="depth"`` a number of blocks (:func:`mc.width_model`).
-      sizes: at least two widths (depths).
+        ``sweep="depth"`` a number of blocks (:func:`mc.width_model`); batch and steps
+        sweeps call it with ``width``.
+      sizes: at least two widths (depths, batch sizes, numbers of steps).
       log2_lrs: at least three distinct log2 learning rates (the base model's under μP), in
         any order (the result holds them sorted).
       inputs: the training inputs, examples along the first axis.
       targets: their targets (integer labels for ``"xent"``).
       base: ``sweep="width"``: the base width (μP is the identity there; ignored by SP);
-        ``sweep="depth"``: the base depth of the depth rules.
+        ``sweep="depth"``: the base depth of the depth rules; ``"batch"``, ``"steps"``: the
+        base batch size or number of steps (of the ``size=`` an optimizer function gets).
       parametrization: ``"mup"`` (the init rescaled, per-parameter learning rates, against
         ``model(base)``) or ``"sp"`` (the model's own init, the plain optimizer). With
         ``sweep="depth"`` the width rules are the identity either way.
@@ -408,13 +434,17 @@ def lr_transfer(
         optax.GradientTransformation`` (as for :func:`mc.coord_check`).
       init: a function ``(params, shapes) -> params`` giving the initial parameters from a
         draw of the model (as for :func:`mc.coord_check`).
-      steps: training steps per run.
-      batch_size: rows per step, at most the number of examples (drawn with replacement).
+      steps: training steps per run (not given in a steps sweep).
+      batch_size: rows per step, at most the number of examples (drawn with replacement; not
+        given in a batch sweep).
       seeds: runs per learning rate (at least 2, for a standard error).
       key: a PRNG key or an int seed (a Philox key, as everywhere in ``mc``).
       loss: ``"xent"``, ``"mse"`` or ``(outputs, targets) -> scalar``.
-      last: steps averaged at the end (default: the last 10% of ``steps``, at least 1).
-      sweep: ``"width"`` or ``"depth"``.
+      last: steps averaged at the end (default: the last 10% of each run's steps, at least 1).
+      sweep: ``"width"``, ``"depth"``, ``"batch"`` or ``"steps"``.
+      width: batch and steps sweeps only (required there): the model's width, or ``(width,
+        base_width)`` for μP's width rules against ``model(base_width)`` (a single width is
+        its own base: every width rule is the identity).
       alpha: with ``sweep="depth"``, the optimizer's depth rules ``depth=(size, base,
         alpha)`` for the parameters that ``blocks`` selects (1: CompleteP, 1/2:
         depth-μP; Adam only); ``None``: none. The model's own branch multiplier is the
@@ -446,12 +476,13 @@ def lr_transfer(
       >>> len(r.loss_mean), len(r.loss_mean[0]), len(r.loss_seeds[0][0])
       (2, 3, 2)
     """
+    steps, batch_size = _check_axes(sweep, sizes, steps, batch_size)
     run = check_sweep(
         model, sizes, base, sweep=sweep, alpha=alpha, parametrization=parametrization, optimizer=optimizer,
         init=init, lr=1.0, steps=steps, seeds=seeds, loss=loss, fans=fans, blocks=blocks, zero_query=zero_query,
-        zero_output=False, call_kwargs=call_kwargs, method=method, output=output,
+        zero_output=False, call_kwargs=call_kwargs, method=method, output=output, sweeps=TRANSFER_SWEEPS,
     )  # fmt: skip
-    runs = _check_runs(run, log2_lrs, inputs, targets, batch_size, last, done, key)
+    runs = _check_runs(run, log2_lrs, inputs, targets, batch_size, last, done, key, _check_width(width, run))
     per_size, name = [], ""
     for size in run.sizes:
         if size in runs.finished:
@@ -461,22 +492,61 @@ def lr_transfer(
         if on_size is not None:
             on_size(size, merit.tolist())
         per_size.append(merit)
-    name = name or as_model(model(run.sizes[0]), *run.call).name  # every size done before: none measured
+    first = runs.width[0] if runs.width is not None else run.sizes[0]
+    name = name or as_model(model(first), *run.call).name  # every size done before: none measured
     return _assemble(name, run, runs, np.stack(per_size), loss)
+
+
+def _check_axes(sweep: Any, sizes: Any, steps: Any, batch_size: Any) -> tuple[int, int]:
+    """``(steps, batch_size)`` as :func:`mc._sweep.check_sweep` checks them: the swept one is
+    not given (a placeholder of 1 stands for it); the other is required."""
+    swept = {"batch": "batch_size", "steps": "steps"}.get(sweep)
+    given = {"steps": steps, "batch_size": batch_size}
+    for name, value in given.items():
+        if name == swept and value is not None:
+            what = "batch sizes" if sweep == "batch" else "numbers of steps"
+            raise ValueError(f"sweep={sweep!r}: the sizes are the runs' {what}; do not give {name}")
+        if name != swept and value is None:
+            raise TypeError(f"{name} is required (training {name.replace('_', ' ')} of every run)")
+    return (1 if steps is None else steps), (1 if batch_size is None else batch_size)
+
+
+def _check_width(width: Any, run: Any) -> tuple[int, int | None] | None:
+    """``(width, base_width or None)`` of a batch or steps sweep; ``None`` for the others."""
+    if run.sweep not in ("batch", "steps"):
+        if width is not None:
+            raise ValueError(f"width applies to sweep='batch' and 'steps' only (the sizes of sweep={run.sweep!r} "
+                             "say the model's shape)")  # fmt: skip
+        return None
+    if width is None:
+        raise TypeError(f"sweep={run.sweep!r} needs width= (the model's width, or (width, base_width) for μP)")
+    if isinstance(width, Sequence) and not isinstance(width, str):
+        if len(width) != 2:
+            raise ValueError(f"width must be a width or (width, base_width), got {width!r}")
+        return check_int(width[0], "width"), check_int(width[1], "base_width")
+    return check_int(width, "width"), None
 
 
 @dataclasses.dataclass(frozen=True)
 class _Runs:
     """What every size of a transfer sweep shares: the sorted grid, the data, the keys, the
-    sizes done before. Run ``r`` trains learning rate ``r // seeds`` from seed ``r % seeds``."""
+    sizes done before, the fixed width of a batch or steps sweep. Run ``r`` trains learning
+    rate ``r // seeds`` from seed ``r % seeds``."""
 
     grid: np.ndarray
     batch_size: int
-    last: int
+    last: int | None  # None: each size's last 10%
     inputs: jax.Array
     targets: jax.Array
     key: jax.Array
     finished: dict[int, np.ndarray]
+    width: tuple[int, int | None] | None = None
+
+    def at(self, run: Any, size: int) -> tuple[int, int, int]:
+        """``(steps, batch_size, last)`` of a size's runs."""
+        steps = size if run.sweep == "steps" else run.steps
+        batch_size = size if run.sweep == "batch" else self.batch_size
+        return steps, batch_size, (max(1, steps // 10) if self.last is None else self.last)
 
     def operands(self, seeds: int) -> tuple[jax.Array, ...]:
         """The learning rate and seed of every run, each seed's init and data key."""
@@ -489,53 +559,64 @@ class _Runs:
         )
 
 
-def _check_runs(run, log2_lrs, inputs, targets, batch_size, last, done, key) -> _Runs:
+def _check_runs(run, log2_lrs, inputs, targets, batch_size, last, done, key, width) -> _Runs:
     """:func:`lr_transfer`'s own arguments, checked (:func:`mc._sweep.check_sweep` has the rest)."""
     grid, batch_size = np.sort(_grid(log2_lrs)), check_int(batch_size, "batch_size")
-    last = max(1, run.steps // 10) if last is None else check_int(last, "last")
-    if last > run.steps:
-        raise ValueError(f"last must be at most steps ({run.steps}), got {last}")
+    fewest = min(run.sizes) if run.sweep == "steps" else run.steps
+    if last is None:
+        last = None if run.sweep == "steps" else max(1, run.steps // 10)
+    elif check_int(last, "last") > fewest:
+        raise ValueError(f"last must be at most the fewest steps of a run ({fewest}), got {last}")
     inputs, targets = jnp.asarray(inputs), jnp.asarray(targets)
     if inputs.ndim == 0 or targets.ndim == 0 or inputs.shape[0] != targets.shape[0]:
         raise ValueError(
             f"inputs and targets must hold the same number of examples along their first axis, "
             f"got shapes {inputs.shape} and {targets.shape}"
         )
-    if batch_size > inputs.shape[0]:
-        raise ValueError(f"batch_size must be at most the number of examples ({inputs.shape[0]}), got {batch_size}")
+    largest = max(run.sizes) if run.sweep == "batch" else batch_size
+    if largest > inputs.shape[0]:
+        what = "the largest batch size (sizes)" if run.sweep == "batch" else "batch_size"
+        raise ValueError(f"{what} must be at most the number of examples ({inputs.shape[0]}), got {largest}")
     finished = _check_done(done, len(grid), run.seeds)
-    return _Runs(grid, batch_size, last, inputs, targets, as_key(key, "philox"), finished)
+    return _Runs(grid, batch_size, last, inputs, targets, as_key(key, "philox"), finished, width)
 
 
 def _measure_size(model: Callable[[int], Any], run: Any, runs: _Runs, size: int) -> tuple[np.ndarray, str]:
     """One size's figures of merit ``[lr, seed]`` and the model's name, from its program
     (built once per size and settings, kept in :data:`mc._cache.PROGRAMS`)."""
-    x = runs.inputs[: runs.batch_size]
+    steps, batch_size, last = runs.at(run, size)
+    x = runs.inputs[:batch_size]
+    if runs.width is not None:  # batch or steps: the model at one width, its μP base given or itself
+        model_size, base = runs.width
+    else:
+        model_size, base = size, (run.base if run.sweep == "width" else None)
 
     def build():
         depth = (size, run.base, run.alpha) if run.alpha is not None else None
-        t, _ = trainee(model, size, x, base=run.base if run.sweep == "width" else None,
-                       parametrization=run.parametrization, optimizer=run.optimizer, init=run.init, fans=run.fans,
-                       blocks=run.blocks, depth=depth, zero_query=run.zero_query, call=run.call,
-                       draws=dict(run.draws) if isinstance(run.draws, tuple) else run.draws)  # fmt: skip
-        return t, _size_programs(t, run.loss_fn, run.steps, runs.batch_size)
+        t, _ = trainee(model, model_size, x, base=base, parametrization=run.parametrization, optimizer=run.optimizer,
+                       init=run.init, fans=run.fans, blocks=run.blocks, depth=depth, zero_query=run.zero_query,
+                       call=run.call, draws=dict(run.draws) if isinstance(run.draws, tuple) else run.draws,
+                       sweep_size=(size, run.base))  # fmt: skip
+        return t, _size_programs(t, run.loss_fn, steps, batch_size)
 
-    signature = ("lr transfer", model, size, run.settings(), runs.batch_size, jax.typeof(runs.inputs),
+    signature = ("lr transfer", model, size, run.settings(), runs.width, steps, batch_size, jax.typeof(runs.inputs),
                  jax.typeof(runs.targets), jax.default_backend())  # fmt: skip
     t, program = PROGRAMS.get(signature, build)
     losses = program(*runs.operands(run.seeds), runs.inputs, runs.targets)
-    return _figure_of_merit(np.asarray(losses), runs.last).reshape(len(runs.grid), run.seeds), t.model.name
+    return _figure_of_merit(np.asarray(losses), last).reshape(len(runs.grid), run.seeds), t.model.name
 
 
 def _assemble(name: str, run: Any, runs: _Runs, merits: np.ndarray, loss: Any) -> TransferResult:
     """The result of figures of merit ``[size, lr, seed]``."""
     mean, se = _summary(merits)
     optima = [optimal_log2_lr(runs.grid, row) for row in mean]
+    width, base_width = runs.width if runs.width is not None else (None, None)
     return TransferResult(
         name, run.parametrization, optimizer_name(run.optimizer), run.sweep, run.sizes, run.base, run.alpha,
-        tuple(float(v) for v in runs.grid), run.steps, runs.batch_size, run.seeds, runs.last,
+        tuple(float(v) for v in runs.grid), None if run.sweep == "steps" else run.steps,
+        None if run.sweep == "batch" else runs.batch_size, run.seeds, runs.last,
         loss if isinstance(loss, str) else "custom", _nested(merits), _nested(mean), _nested(se),
-        tuple(v for v, _ in optima), tuple(e for _, e in optima), prng_name(runs.key),
+        tuple(v for v, _ in optima), tuple(e for _, e in optima), prng_name(runs.key), width, base_width,
     )  # fmt: skip
 
 
@@ -545,4 +626,12 @@ def _nested(array: np.ndarray) -> Any:
     return tuple(_nested(a) for a in array)
 
 
-__all__ = ["SWEEPS", "TransferResult", "lr_transfer", "optimal_log2_lr", "plot_transfer"]
+__all__ = [
+    "SIZE_NAMES",
+    "SWEEPS",
+    "TRANSFER_SWEEPS",
+    "TransferResult",
+    "lr_transfer",
+    "optimal_log2_lr",
+    "plot_transfer",
+]

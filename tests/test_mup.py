@@ -306,6 +306,57 @@ def test_weight_decay_mask_spares_what_it_masks_out(make):
             np.testing.assert_allclose(updates[path], expected, rtol=1e-6, atol=0, err_msg=path)
 
 
+@pytest.mark.parametrize(
+    "batch,steps,expected",
+    [
+        (None, None, (1.0, 1.0)),
+        ((64, 64), (300, 300), (1.0, 1.0)),  # the base: the identity
+        ((256, 64), None, (2.0, 2.0)),  # sqrt(4); lr x decay times 4 = B / base_B: τ in epochs fixed
+        ((16, 64), None, (0.5, 0.5)),
+        (None, (800, 200), (1.0, 0.25)),  # τ a fixed fraction of the run: decay x base_T / T
+        ((256, 64), (800, 200), (2.0, 0.5)),
+    ],
+)
+def test_batch_length_rule_is_the_square_root_rule_and_a_fixed_timescale(batch, steps, expected):
+    lr, decay = mup.batch_length_rule(batch=batch, steps=steps)
+    assert (lr, decay) == expected
+    if batch is not None and steps is None:  # AdamW's timescale in epochs of a fixed dataset, B / (N lr λ), kept
+        assert math.isclose(batch[0] / (lr * decay), batch[1], rel_tol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"batch": 64}, TypeError, "batch must be \\(batch, base_batch\\)"),
+        ({"steps": (10, 0)}, ValueError, "steps's base_steps must be a positive int"),
+        ({"batch": (2.0, 1)}, ValueError, "batch's batch must be a positive int"),
+    ],
+)
+def test_batch_length_rule_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        mup.batch_length_rule(**kwargs)
+    with pytest.raises(error, match=match):
+        mup.adamw(0.1, shapes={}, **kwargs)
+
+
+def test_adamw_with_batch_and_steps_is_adamw_with_the_rules_lr_and_decay():
+    """Random gradients, two steps, a float and a schedule: the rule's optimizer against
+    adamw at lr x 2 and decay x 2 x 1/4 (exact factors: the same numbers, the same operations)."""
+    params = LinenMLP(TARGET).init(jax.random.key(4), jnp.ones((1, IN)))
+    shapes = mup.infshapes(_linen_shapes(LinenMLP, BASE), params)
+    keys = jax.random.split(jax.random.key(5), 2)
+    grads = [jax.tree.map(lambda p, k=k: jax.random.normal(k, p.shape), params) for k in keys]
+    schedule = optax.linear_schedule(0.01, 0.0, 10)
+    for lr, doubled in ((0.01, 0.02), (schedule, lambda c: schedule(c) * 2.0)):
+        ruled = mup.adamw(lr, shapes=shapes, weight_decay=0.4, batch=(256, 64), steps=(800, 200))
+        plain = mup.adamw(doubled, shapes=shapes, weight_decay=0.2)
+        states = [tx.init(params) for tx in (ruled, plain)]
+        for g in grads:
+            (a, states[0]), (b, states[1]) = ruled.update(g, states[0], params), plain.update(g, states[1], params)
+            for path, u in _flat(a).items():
+                np.testing.assert_array_equal(u, _flat(b)[path], err_msg=path)
+
+
 def test_scale_by_mup_is_scale_updates_under_optaxs_name():
     assert mup.scale_by_mup is mup.scale_updates
 

@@ -166,6 +166,45 @@ def test_done_sizes_are_not_run_again(result):
     assert again.loss_seeds == result.loss_seeds and again.optimal_log2_lr == result.optimal_log2_lr
 
 
+# --- batch size and training length (SPEC §11's other axes) ------------------------------------
+
+
+def test_a_batch_sweep_runs_the_width_sweeps_runs_at_that_batch_size(result):
+    """At width 16 against base width 8, batch size 8: the width sweep's run, bit for bit (the
+    same program); a batch size that does not grow the model is the only other change."""
+    r = _transfer([8, 12], sweep="batch", width=(16, 8), batch_size=None)
+    assert r.loss_seeds[0] == result.loss_seeds[1]
+    assert (r.sweep, r.sizes, r.batch_size, r.steps, r.last, r.width, r.base_width) == ("batch", (8, 12), None, 5, 1,
+                                                                                         16, 8)  # fmt: skip
+    assert mc.TransferResult.from_dict(json.loads(json.dumps(to_json(r.to_dict())))) == r
+
+
+def test_a_steps_sweep_averages_each_runs_own_last_tenth(result):
+    """5 steps: the width sweep's run (its last 10%, one step, is the figure); 20 steps: two."""
+    r = _transfer([5, 20], sweep="steps", width=(16, 8), steps=None)
+    assert r.loss_seeds[0] == result.loss_seeds[1]
+    assert (r.steps, r.batch_size, r.last) == (None, 8, None)
+    assert r.loss_seeds[1] != r.loss_seeds[0]
+
+
+def test_an_optimizer_with_a_size_keyword_gets_the_sweeps_size_and_base(result):
+    """``mup.adamw(..., batch=size)``: the identity at the base batch size; at twice it the
+    learning rate times sqrt(2), which is the plain sweep's grid shifted by 1/2 (exact: a power
+    of two times float32's sqrt(2) is float32's 2^(g + 1/2))."""
+    seen = []
+
+    def rule(lr, shapes, size):
+        seen.append(size)
+        return mup.adamw(lr, shapes=shapes, batch=size)
+
+    r = _transfer([8, 16], sweep="batch", width=(16, 8), batch_size=None, optimizer=rule)
+    assert sorted(set(seen)) == [(8, 8), (16, 8)]
+    assert r.loss_seeds[0] == result.loss_seeds[1]
+    shifted = mc.lr_transfer(MLP, [8, 16], tuple(g + 0.5 for g in GRID), X, Y, base=8, steps=5, seeds=2, key=3,
+                             sweep="batch", width=(16, 8))  # fmt: skip
+    assert r.loss_seeds[1] == shifted.loss_seeds[1]
+
+
 # --- a closed-form case: SGD on one example -----------------------------------------------------
 
 
@@ -291,7 +330,15 @@ def test_plots_are_written(result, tmp_path):
         ({"batch_size": 2.5}, TypeError, "batch_size must be an integer"),
         ({"batch_size": 49}, ValueError, "batch_size must be at most the number of examples \\(48\\)"),
         ({"seeds": 1}, ValueError, "seeds must be at least 2"),
-        ({"last": 6}, ValueError, "last must be at most steps \\(5\\)"),
+        ({"last": 6}, ValueError, "last must be at most the fewest steps of a run \\(5\\)"),
+        ({"sweep": "batch", "width": 16}, ValueError, "the sizes are the runs' batch sizes; do not give batch_size"),
+        ({"sweep": "steps", "width": 16}, ValueError, "the sizes are the runs' numbers of steps; do not give steps"),
+        ({"sweep": "batch", "batch_size": None}, TypeError, "sweep='batch' needs width="),
+        ({"sweep": "steps", "steps": None, "width": (16,)}, ValueError, "width must be a width or \\(width, base_"),
+        ({"sweep": "steps", "steps": None, "width": 16, "last": 9}, ValueError, "fewest steps of a run \\(8\\)"),
+        ({"sweep": "batch", "batch_size": None, "width": 16, "sizes": [8, 64]}, ValueError, "the largest batch size"),
+        ({"width": 16}, ValueError, "width applies to sweep='batch' and 'steps' only"),
+        ({"steps": None}, TypeError, "steps is required"),
         ({"loss": "hinge"}, ValueError, "loss must be one of"),
         ({"loss": 3}, TypeError, "loss must be one of"),
         ({"targets": Y[:40]}, ValueError, "the same number of examples"),

@@ -18,7 +18,7 @@ from flaxinit.mup._attention import attention_scale, dot_product_attention
 from flaxinit.mup._muon import muon
 from flaxinit.mup._optim import adamw, lr_multipliers, scale_by_mup, scale_updates, sgd
 from flaxinit.mup._rescale import rescale
-from flaxinit.mup._rules import OPTIMIZERS, depth_multiplier
+from flaxinit.mup._rules import OPTIMIZERS, batch_length_rule, depth_multiplier
 from flaxinit.mup._shapes import READOUT_KERNEL, ROLES, InfShape, LayoutWarning, infshapes
 from flaxinit.mup.linen import Readout
 
@@ -31,6 +31,7 @@ __all__ = [
     "Readout",
     "adamw",
     "attention_scale",
+    "batch_length_rule",
     "depth_multiplier",
     "dot_product_attention",
     "infshapes",

@@ -153,6 +153,8 @@ def adamw(
     eps_scaling: bool = True,
     depth: Sequence[float] | None = None,
     mask: Any = None,
+    batch: Sequence[int] | None = None,
+    steps: Sequence[int] | None = None,
 ) -> optax.GradientTransformation:
     """Adam(W) under μP: optax's Adam moments and bias correction, then per parameter the
     decay, the LR multiplier and the learning rate (a float or an optax schedule).
@@ -170,18 +172,45 @@ def adamw(
     parameter, as ``optax.adamw`` and ``MuAdamW`` do; to spare biases and norm scales pass e.g.
     ``mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``.
 
+    ``batch=(B, base_B)`` and ``steps=(T, base_T)`` move the learning rate and the weight decay
+    from the batch size and training length they were tuned at (:func:`batch_length_rule`:
+    ``lr × sqrt(B / base_B)``; ``weight_decay × sqrt(B / base_B) × base_T / T``); ``None``
+    (the default) changes nothing.
+
     The optimizer state is ``optax.scale_by_adam``'s (the moments and the count); the per-parameter
     ε are constants of the transformation, so the state has the parameters' structure at
     every width.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn
+      >>> from flaxinit import mup
+      >>> shapes_of = lambda w: jax.eval_shape(nn.Dense(w).init, jax.random.key(0), jnp.ones((1, w)))
+      >>> shapes = mup.infshapes(shapes_of(8), shapes_of(8))
+      >>> params = {"params": {"kernel": jnp.ones((8, 8)), "bias": jnp.ones(8)}}
+      >>> tx = mup.adamw(0.01, shapes=shapes, batch=(256, 64))  # the LR of batch 64, at batch 256
+      >>> updates, _ = tx.update(params, tx.init(params), params)
+      >>> round(float(updates["params"]["bias"][0]), 6)  # Adam's first step is -lr: -0.01 x sqrt(4)
+      -0.02
     """
     optimizer, depth = "adam", _rules.check_depth(depth)
+    lr_factor, decay_factor = _rules.batch_length_rule(batch=batch, steps=steps)
+    weight_decay = weight_decay * decay_factor
     eps_rule = (lambda s: eps * _rules.eps_multiplier(s, depth)) if eps_scaling else (lambda s: eps)
     return optax.chain(
         _scale_by_adam(b1, b2, per_parameter(shapes, eps_rule)),
         _masked(_decay_each(_decay(shapes, optimizer, weight_decay, weight_decay_scaling, depth)), mask),
         scale_by_mup(shapes, optimizer, depth=depth),
-        optax.scale_by_learning_rate(learning_rate),
+        optax.scale_by_learning_rate(_scaled(learning_rate, lr_factor)),
     )
+
+
+def _scaled(learning_rate: float | optax.Schedule, factor: float) -> float | optax.Schedule:
+    """``learning_rate × factor`` (a schedule stays a schedule)."""
+    if factor == 1.0:
+        return learning_rate
+    if callable(learning_rate):
+        return lambda count: learning_rate(count) * factor
+    return learning_rate * factor
 
 
 def sgd(

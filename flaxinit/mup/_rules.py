@@ -58,6 +58,49 @@ def check_depth(depth: Sequence[float] | None) -> tuple[int, int, float] | None:
     return layers, base_layers, float(alpha)
 
 
+def batch_length_rule(*, batch: Sequence[int] | None = None, steps: Sequence[int] | None = None) -> tuple[float, float]:
+    """The multipliers ``(learning rate, weight decay)`` of Adam(W) moved from a base batch size
+    and training length to others (SPEC §11, "Other axes"): relative to the base, so both are 1
+    there.
+
+    * ``batch=(B, base_B)``: Adam's square-root rule, ``lr × sqrt(B / base_B)`` (Malladi et al.
+      2022's SDE scaling), and the weight decay that keeps AdamW's timescale fixed in epochs of a
+      fixed dataset of N examples, ``τ_epochs = B / (N · lr · λ)`` (Wang & Aitchison 2024, arXiv
+      2405.13698): ``lr · λ ∝ B``, so ``λ × sqrt(B / base_B)``.
+    * ``steps=(T, base_T)``: the learning rate is kept, and the weight decay keeps the timescale
+      a fixed fraction of the run, ``τ_iter / T = 1 / (lr · λ · T)`` fixed: ``λ × base_T / T``
+      (the same rule read for a run whose length is its data, one pass over T·B examples).
+
+    Both given multiply. The measured optimum over batch size and steps with and without these
+    rules is in ``experiments/results/mutransfer/summary.json`` (docs/mup.md, "Batch size and
+    training length"), which says where the data do not support them.
+
+    Examples:
+      >>> from flaxinit import mup
+      >>> mup.batch_length_rule(batch=(256, 64))
+      (2.0, 2.0)
+      >>> mup.batch_length_rule(steps=(800, 200))
+      (1.0, 0.25)
+    """
+    lr_factor, decay_factor = 1.0, 1.0
+    for name, value in (("batch", batch), ("steps", steps)):
+        if value is None:
+            continue
+        try:
+            size, base = value
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be ({name}, base_{name}), got {value!r}") from None
+        for what, v in ((name, size), (f"base_{name}", base)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}'s {what} must be a positive int, got {v!r}")
+        if name == "batch":
+            lr_factor *= math.sqrt(size / base)
+            decay_factor *= math.sqrt(size / base)
+        else:
+            decay_factor *= base / size
+    return lr_factor, decay_factor
+
+
 def check_optimizer(optimizer: str) -> str:
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
