@@ -110,7 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from the sizes saved in OUT"
     )
+    transfer.add_argument(
+        "--sweeps", type=_names, help="comma-separated sweeps to run (default all: mlp,transformer,depth,batch,steps)"
+    )
     return p
+
+
+def _names(text: str) -> tuple[str, ...]:  # an argparse type
+    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def _noises(text: str) -> tuple[float, ...]:
@@ -131,6 +138,7 @@ def _check_flags(args: argparse.Namespace) -> None:
     wrong = [f for f, v in study_only.items() if v and args.target in DEMOS]
     wrong += [f for f, v in proxy_only.items() if v is not None and args.target != "proxy-init"]
     wrong += ["--resume"] if args.resume and args.target != "mutransfer" else []
+    wrong += ["--sweeps"] if args.sweeps is not None and args.target != "mutransfer" else []
     if wrong:
         raise tooling.UsageError(f"{', '.join(wrong)} do(es) not apply to {args.target}")
 
@@ -274,7 +282,7 @@ def run_demo(args: argparse.Namespace) -> int:
     folder = args.out or (RESULTS / "quick" if args.quick else RESULTS) / DEMO_FOLDERS[args.target]
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     if args.target == "mutransfer":
-        summary = mutransfer.run(folder, args.quick, args.seeds, log, resume=args.resume)
+        summary = mutransfer.run(folder, args.quick, args.seeds, log, resume=args.resume, sweeps=args.sweeps)
         print(f"results: {folder / 'summary.md'}")
         return 130 if summary["partial"] else 0
     if args.target == "residual":

@@ -1,7 +1,8 @@
-"""μTransfer, measured: the optimal Adam learning rate across width (SP against μP) and depth
-(no depth scaling against CompleteP), in Tensor Programs V's Figure 1 layout.
+"""μTransfer, measured: the optimal Adam learning rate across width (SP against μP), depth
+(no depth scaling against CompleteP), batch size and training length (μP's AdamW with and
+without :func:`flaxinit.mup.batch_length_rule`), in Tensor Programs V's Figure 1 layout.
 
-Three sweeps, each a :func:`mc.lr_transfer` per arm (every (learning rate, seed) run of a
+Five sweeps, each a :func:`mc.lr_transfer` per arm (every (learning rate, seed) run of a
 size is one compiled program; every learning rate of a seed starts from the same
 parameters and trains on the same minibatches):
 
@@ -15,6 +16,11 @@ parameters and trains on the same minibatches):
 * ``depth``: the same Transformer at a fixed width, over depths, μP's model at its own base
   width (so every width rule is the identity): CompleteP (branches ``x + (L / 2)^-1 f(x)``,
   Adam ε ``(L / 2)^-1`` inside the blocks; ``alpha = 1``) against no depth scaling.
+* ``batch`` and ``steps``: the MLP at one width (μP against the base width) over batch sizes
+  at a fixed number of steps, and over numbers of steps at a fixed batch size; μP's AdamW with
+  weight decay 0.1, as tuned at the smallest size (``mup``) against the same with the rule
+  for the axis (``mup_rule``: ``mup.adamw(..., batch=(B, base_B))``: LR and decay times
+  ``sqrt(B / base_B)``; ``steps=(T, base_T)``: decay times ``base_T / T``).
 
 The figure of merit of a run is its training loss averaged over the last 10% of its steps;
 a diverged run (a non-finite loss) counts as +inf. The optimal log2 learning rate of a size
@@ -28,7 +34,9 @@ side), ``summary.json`` and ``summary.md``. Every finished size is saved at once
 stops the run (a size in progress is lost) and writes a summary marked partial;
 ``--resume`` continues from the saved sizes (the results are the uninterrupted run's: a
 size's bits depend only on the key and that size). ``--seeds a,b,c``: their number is the
-runs per learning rate, the first is the key.
+runs per learning rate, the first is the key. ``--sweeps batch,steps`` runs those sweeps
+only; the summary holds the others from their saved arms where those are complete and were
+run with the same settings. Each arm's JSON records the machine it ran on.
 """
 
 from __future__ import annotations
@@ -45,11 +53,15 @@ import numpy as np
 
 import mc
 from experiments import data as datasets
-from flaxinit import tooling
+from flaxinit import mup, tooling
 
-SWEEPS = ("mlp", "transformer", "depth")
-ARMS = {"mlp": ("sp", "mup"), "transformer": ("sp", "mup"), "depth": ("none", "completep")}
-ARM_TITLES = {"sp": "SP", "mup": "μP", "none": "no depth scaling", "completep": "CompleteP (α = 1)"}
+SWEEPS = ("mlp", "transformer", "depth", "batch", "steps")
+ARMS = {"mlp": ("sp", "mup"), "transformer": ("sp", "mup"), "depth": ("none", "completep"),
+        "batch": ("mup", "mup_rule"), "steps": ("mup", "mup_rule")}  # fmt: skip
+ARM_TITLES = {"sp": "SP", "mup": "μP", "none": "no depth scaling", "completep": "CompleteP (α = 1)",
+              "mup_rule": "μP with the rule"}  # fmt: skip
+#: The AdamW weight decay of the batch and steps sweeps (independent of the LR multipliers).
+WEIGHT_DECAY = 0.1
 BLOCKS = "block_*"  # the Transformer's residual blocks (the depth rules' parameters)
 
 
@@ -62,8 +74,9 @@ class SweepConfig:
     log2_lrs: tuple[float, ...]
     steps: int
     batch_size: int
-    width: int | None = None  # depth: the fixed width
+    width: int | None = None  # depth, batch, steps: the fixed width
     layers: int = 2  # transformer: its blocks
+    base_width: int | None = None  # batch, steps: μP's base width
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +84,8 @@ class Config:
     mlp: SweepConfig
     transformer: SweepConfig
     depth: SweepConfig
+    batch: SweepConfig  # steps: the fixed number of steps; batch_size: the base batch size
+    steps: SweepConfig  # batch_size: the fixed batch size; steps: the base number of steps
     length: int  # characters the Transformer reads
     seeds: int
     key: int
@@ -80,13 +95,16 @@ def _grid(low: int, high: int) -> tuple[float, ...]:
     return tuple(float(v) for v in range(low, high + 1))
 
 
-#: The measured run (sized for an accelerator: the stored one ran on one GPU): MLP widths over
-#: 16x, Transformer widths over 8x, depths over 8x, ten log2 learning rates each (wide enough that
-#: every optimum, SP's drifting ones included, is inside), three seeds.
+#: The measured run (width and depth sized for an accelerator: those stored ran on one GPU; batch
+#: and steps run on a CPU in minutes): MLP widths over 16x, Transformer widths over 8x, depths,
+#: batch sizes and numbers of steps over 8x, ten log2 learning rates each (wide enough that every
+#: optimum, SP's drifting ones included, is inside), three seeds.
 DEFAULT = Config(
     mlp=SweepConfig((64, 128, 256, 512, 1024), 64, _grid(-13, -4), steps=400, batch_size=128),
     transformer=SweepConfig((64, 128, 256, 512), 64, _grid(-13, -4), steps=300, batch_size=32),
     depth=SweepConfig((2, 4, 8, 16), 2, _grid(-12, -3), steps=300, batch_size=32, width=128),
+    batch=SweepConfig((32, 64, 128, 256), 32, _grid(-12, -3), steps=400, batch_size=32, width=256, base_width=64),
+    steps=SweepConfig((100, 200, 400, 800), 100, _grid(-12, -3), steps=100, batch_size=64, width=256, base_width=64),
     length=32,
     seeds=3,
     key=0,
@@ -97,6 +115,8 @@ QUICK = Config(
     mlp=SweepConfig((16, 32), 16, (-8.0, -6.0, -4.0), steps=6, batch_size=16),
     transformer=SweepConfig((8, 16), 8, (-8.0, -6.0, -4.0), steps=3, batch_size=4, layers=1),
     depth=SweepConfig((1, 2), 1, (-8.0, -6.0, -4.0), steps=3, batch_size=4, width=8),
+    batch=SweepConfig((8, 16), 8, (-8.0, -6.0, -4.0), steps=4, batch_size=8, width=32, base_width=16),
+    steps=SweepConfig((3, 6), 3, (-8.0, -6.0, -4.0), steps=3, batch_size=8, width=32, base_width=16),
     length=8,
     seeds=2,
     key=0,
@@ -147,6 +167,12 @@ def sweep_call(sweep: str, arm: str, cfg: Config, data: Data) -> tuple[Any, dict
               "key": cfg.key, "loss": "xent"}  # fmt: skip
     if sweep == "mlp":
         return mc.width_model("mlp", arm, out_features=10), {**common, "parametrization": arm}
+    if sweep in ("batch", "steps"):
+        swept = {"batch": "batch_size", "steps": "steps"}[sweep]
+        optimizer = _RULES[sweep] if arm == "mup_rule" else _decayed_adamw
+        kwargs = {**common, swept: None, "parametrization": "mup", "sweep": sweep, "width": (s.width, s.base_width),
+                  "optimizer": optimizer}  # fmt: skip
+        return mc.width_model("mlp", "mup", out_features=10), kwargs
     if sweep == "transformer":
         model = mc.width_model("transformer", arm, vocab=data.vocab, base_width=s.base, depth=s.layers,
                                max_length=cfg.length)  # fmt: skip
@@ -158,11 +184,34 @@ def sweep_call(sweep: str, arm: str, cfg: Config, data: Data) -> tuple[Any, dict
     return model, {**common, "parametrization": "mup", "sweep": "depth", **extra}
 
 
+def _decayed_adamw(lr: Any, shapes: Any) -> Any:
+    """μP's AdamW with the batch and steps sweeps' weight decay, the same at every size."""
+    return mup.adamw(lr, shapes=shapes, weight_decay=WEIGHT_DECAY)
+
+
+def _batch_rule(lr: Any, shapes: Any, size: tuple[int, int]) -> Any:
+    """The same, moved from the base batch size by :func:`flaxinit.mup.batch_length_rule`."""
+    return mup.adamw(lr, shapes=shapes, weight_decay=WEIGHT_DECAY, batch=size)
+
+
+def _steps_rule(lr: Any, shapes: Any, size: tuple[int, int]) -> Any:
+    """The same, moved from the base number of steps by :func:`flaxinit.mup.batch_length_rule`."""
+    return mup.adamw(lr, shapes=shapes, weight_decay=WEIGHT_DECAY, steps=size)
+
+
+_RULES = {"batch": _batch_rule, "steps": _steps_rule}
+
+
 def settings(sweep: str, arm: str, cfg: Config, data: Data) -> dict[str, Any]:
     """What a saved arm was run with: ``--resume`` continues only an arm with the same settings."""
     s: SweepConfig = getattr(cfg, sweep)
     out = {"sweep": sweep, "arm": arm, **dataclasses.asdict(s), "seeds": cfg.seeds, "key": cfg.key,
            "optimizer": "adam", "data": data.description}  # fmt: skip
+    if sweep in ("batch", "steps"):
+        del out[{"batch": "batch_size", "steps": "steps"}[sweep]]  # the sizes
+        out.update(hidden_layers=out.pop("layers"), weight_decay=WEIGHT_DECAY, rule=arm == "mup_rule")
+        return tooling.to_json(out)
+    del out["base_width"]
     if sweep != "depth":
         del out["width"]
     if sweep == "mlp":
@@ -197,6 +246,26 @@ def _saved_sizes(path: Path, expected: dict[str, Any]) -> dict[int, list[list[fl
     return sizes
 
 
+def _saved_machine(path: Path) -> dict[str, Any] | None:
+    """The machine a saved arm ran on (``None``: not recorded)."""
+    try:
+        return json.loads(path.read_text()).get("machine")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def saved_arm(path: Path, expected: dict[str, Any]) -> tuple[mc.TransferResult, dict[str, Any] | None] | None:
+    """A complete arm saved in ``path`` with the ``expected`` settings, and its machine; ``None``
+    if there is none (missing, partial, or run with other settings)."""
+    try:
+        doc = json.loads(path.read_text())
+        if doc["settings"] != expected or doc["partial"] or doc["result"] is None:
+            return None
+        return mc.TransferResult.from_dict(doc["result"]), doc.get("machine")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def run_arm(
     sweep: str,
     arm: str,
@@ -211,7 +280,9 @@ def run_arm(
     and once more with the result; with ``resume``, the sizes saved in ``path`` are not run again."""
     s: SweepConfig = getattr(cfg, sweep)
     measured = _saved_sizes(path, expected) if resume else {}
-    doc: dict[str, Any] = {"settings": expected, "partial": True, "sizes": dict(measured), "result": None}
+    machine = _saved_machine(path) if measured else None
+    doc: dict[str, Any] = {"settings": expected, "partial": True, "sizes": dict(measured), "result": None,
+                           "machine": machine or tooling.machine()}  # fmt: skip
     clock = [time.perf_counter()]
 
     def on_size(size: int, merits: list[list[float]]) -> None:
@@ -241,21 +312,33 @@ def run(
     seeds: Sequence[int] | None = None,
     log: Callable[[str], None] = print,
     resume: bool = False,
+    sweeps: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Every sweep and arm; writes the arms' JSON as sizes finish, the plots, ``summary.json``
-    and ``summary.md``; returns the summary (``"partial": True`` if Ctrl-C stopped it)."""
+    """The ``sweeps`` (default: every sweep) and their arms; writes the arms' JSON as sizes
+    finish, the plots, ``summary.json`` and ``summary.md``; returns the summary (``"partial":
+    True`` if Ctrl-C stopped it). Sweeps not run are summarized from their saved arms (complete,
+    same settings), if any."""
     cfg = config(quick, seeds)
+    chosen = check_sweeps(sweeps)
     start = time.perf_counter()
     data = {"mlp": mnist()}
+    data["batch"] = data["steps"] = data["mlp"]
     data["transformer"] = data["depth"] = hamlet(cfg.length)
     results: dict[str, dict[str, mc.TransferResult]] = {sweep: {} for sweep in SWEEPS}
+    machines: dict[str, Any] = {}
     arm_settings = {(sweep, arm): settings(sweep, arm, cfg, data[sweep]) for sweep in SWEEPS for arm in ARMS[sweep]}
+    for sweep in (sweep for sweep in SWEEPS if sweep not in chosen):
+        for arm in ARMS[sweep]:
+            saved = saved_arm(_arm_path(out, sweep, arm), arm_settings[sweep, arm])
+            if saved is not None:
+                results[sweep][arm], machines[f"{sweep}_{arm}"] = saved
     partial = False
     try:
-        for sweep in SWEEPS:
+        for sweep in chosen:
             for arm in ARMS[sweep]:
                 path = _arm_path(out, sweep, arm)
                 results[sweep][arm] = run_arm(sweep, arm, cfg, data[sweep], path, arm_settings[sweep, arm], resume, log)
+                machines[f"{sweep}_{arm}"] = _saved_machine(path)
     except KeyboardInterrupt:
         partial = True
         log("interrupted: the finished sizes are saved; run again with --resume to continue")
@@ -264,10 +347,21 @@ def run(
         if finished:
             titles = [ARM_TITLES[arm] for arm in ARMS[sweep] if arm in results[sweep]]
             mc.plot_transfer(finished, out / f"{sweep}.png", titles=[f"{sweep}: {t}" for t in titles])
-    summary = summarize(results, cfg, quick, partial, time.perf_counter() - start, arm_settings)
+    summary = summarize(results, cfg, quick, partial, time.perf_counter() - start, arm_settings, machines)
     tooling.write_json(out / "summary.json", summary)
     tooling.write_text(out / "summary.md", markdown(summary).rstrip("\n") + "\n")
     return summary
+
+
+def check_sweeps(sweeps: Sequence[str] | None) -> tuple[str, ...]:
+    """``sweeps`` in :data:`SWEEPS`' order (``None``: all); an unknown one is a usage error."""
+    if sweeps is None:
+        return SWEEPS
+    unknown = [s for s in sweeps if s not in SWEEPS]
+    if unknown or not sweeps:
+        raise tooling.UsageError(f"--sweeps must be comma-separated names of {', '.join(SWEEPS)}, got "
+                                 f"{','.join(sweeps)!r}")  # fmt: skip
+    return tuple(s for s in SWEEPS if s in sweeps)
 
 
 def _fmt_list(values: Sequence[float]) -> str:
@@ -281,11 +375,13 @@ def summarize(
     partial: bool,
     seconds: float,
     arm_settings: dict[tuple[str, str], dict[str, Any]],
+    machines: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``summary.json``: per sweep and arm the sizes, optimal log2 LR per size, ``at_edge``, spread."""
+    """``summary.json``: per sweep and arm the sizes, optimal log2 LR per size, ``at_edge``,
+    spread; the settings; ``machines``: per arm the machine it ran on (``None``: not recorded)."""
     out: dict[str, Any] = {}
     for sweep in SWEEPS:
-        unit = "depths" if sweep == "depth" else "widths"
+        unit = UNITS[sweep]
         out[sweep] = {
             arm: {
                 unit: list(r.sizes),
@@ -299,15 +395,18 @@ def summarize(
         "quick": quick,
         "seeds": cfg.seeds,
         "key": cfg.key,
-        "optimizer": "adam (no weight decay, eps 1e-8)",
+        "optimizer": f"adam (eps 1e-8; no weight decay, but {WEIGHT_DECAY} in the batch and steps sweeps)",
         "figure_of_merit": "training loss averaged over the last 10% of steps, mean over seeds; diverged = +inf",
         "arms": {f"{sweep}_{arm}": s for (sweep, arm), s in arm_settings.items()},
     }
-    out.update(quick=quick, partial=partial, seconds=seconds, machine=tooling.machine())
+    out.update(quick=quick, partial=partial, seconds=seconds, machine=tooling.machine(), machines=machines or {})
     return tooling.to_json(out)
 
 
 # --- the summary --------------------------------------------------------------------------------
+
+#: How summary.json names each sweep's sizes.
+UNITS = {"mlp": "widths", "transformer": "widths", "depth": "depths", "batch": "batch_sizes", "steps": "steps"}
 
 
 def _cell(value: float | None, at_edge: bool) -> str:
@@ -316,20 +415,29 @@ def _cell(value: float | None, at_edge: bool) -> str:
     return f"{value:.2f}" + (" (edge)" if at_edge else "")
 
 
-def _moves(entry: dict[str, Any], unit: str) -> str:
-    """How far one arm's optimum moves across its sizes, in words."""
-    sizes, optima, spread = entry[unit], entry["optimal_log2_lr"], entry["spread"]
+def _moves(entry: dict[str, Any], key: str, label: str) -> str:
+    """How far one arm's optimum moves across its sizes (``entry[key]``, each a ``label``), in words."""
+    sizes, optima, spread = entry[key], entry["optimal_log2_lr"], entry["spread"]
     ratio = sizes[-1] // sizes[0]
-    span = f"{'an' if str(ratio).startswith('8') or ratio in (11, 18) else 'a'} {ratio}x {unit[:-1]} range"
+    span = f"{'an' if str(ratio).startswith('8') or ratio in (11, 18) else 'a'} {ratio}x {label} range"
     if spread is None:
         return f"an undefined amount across {span} (a size has no optimum: every run diverged)"
     text = (
-        f"{spread:.2f} log2 units across {span} (from {optima[0]:.2f} at {unit[:-1]} {sizes[0]} to "
+        f"{spread:.2f} log2 units across {span} (from {optima[0]:.2f} at {label} {sizes[0]} to "
         f"{optima[-1]:.2f} at {sizes[-1]})"
     )
     if any(entry["at_edge"]):
         text += ", not a measurement: an optimum is at the grid's edge and may lie outside it"
     return text
+
+
+def _machine(machine: dict[str, Any] | None) -> str:
+    """A machine in words: its accelerator (or CPU), backend and jax."""
+    if not machine:
+        return "a machine not recorded"
+    device = machine.get("device_kind") if machine.get("backend") != "cpu" else None
+    return (f"{device or machine['cpu']} ({machine['cpu_count']} CPU cores, {machine['backend']}, "
+            f"jax {machine['jax']})")  # fmt: skip
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -339,14 +447,14 @@ def markdown(summary: dict[str, Any]) -> str:
     machine = summary["machine"]
     mode = " --quick" if summary["quick"] else ""
     lines = [
-        "# μTransfer: the optimal learning rate across width and depth",
+        "# μTransfer: the optimal learning rate across width, depth, batch size and training length",
         "",
-        f"Generated by `python -m experiments mutransfer{mode}` on {machine['cpu']} ({machine['cpu_count']} cores, "
-        f"{machine['backend']}, jax {machine['jax']}), {summary['seconds']:.0f} s"
+        f"Generated by `python -m experiments mutransfer{mode}` on {_machine(machine)}, {summary['seconds']:.0f} s"
         + (" **(partial run: interrupted; `--resume` continues it)**" if summary["partial"] else "")
-        + ".",
+        + "; each sweep says where its arms ran.",
         "",
-        f"Adam, no weight decay, a constant learning rate; {s['seeds']} seeds per learning rate (key {s['key']}). "
+        f"Adam, a constant learning rate (no weight decay but in the batch and steps sweeps); {s['seeds']} seeds "
+        f"per learning rate (key {s['key']}). "
         "Figure of merit: the training loss averaged over the last 10% of the steps, then over the seeds (a "
         "diverged run counts as +inf); the optimal log2 learning rate of a size is the vertex of the parabola "
         "through the best grid point and its two neighbours (SPEC §10); *(edge)*: the best point is at the grid's "
@@ -357,13 +465,19 @@ def markdown(summary: dict[str, Any]) -> str:
         "mlp": ("MLP on MNIST", "mlp_sp", "width"),
         "transformer": ("pre-LN Transformer on Hamlet's characters", "transformer_sp", "width"),
         "depth": ("pre-LN Transformer on Hamlet's characters, over depth", "depth_none", "depth"),
+        "batch": ("MLP on MNIST, over batch size", "batch_mup", "batch size"),
+        "steps": ("MLP on MNIST, over training length", "steps_mup", "steps"),
     }
     findings = []
+    ran_on = summary.get("machines", {})
     for sweep in SWEEPS:
-        title, first, unit = texts[sweep]
+        title, first, label = texts[sweep]
         a = arms[first]
         grid = a["log2_lrs"]
         lines += [f"## {title}", ""]
+        where = {_machine(ran_on.get(f"{sweep}_{arm}")) for arm in ARMS[sweep] if f"{sweep}_{arm}" in ran_on}
+        if where:
+            lines += [f"Ran on {' and '.join(sorted(where))}.", ""]
         if sweep == "mlp":
             lines.append(f"{a['hidden_layers']} ReLU layers of the width, 784 -> 10, base width {a['base']}; "
                          f"{a['steps']} steps of batch {a['batch_size']}; data: {a['data']}.")  # fmt: skip
@@ -371,6 +485,16 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"{a['layers']} blocks, 4 heads, learned positions, base width {a['base']}, query not zeroed "
                          f"(SP and μP are the same network at the base width); {a['steps']} steps of "
                          f"{a['batch_size']} windows of {a['length']} characters; data: {a['data']}.")  # fmt: skip
+        elif sweep in ("batch", "steps"):
+            fixed = (f"{a['steps']} steps, batch sizes {a['sizes'][0]} to {a['sizes'][-1]}" if sweep == "batch"
+                     else f"batch {a['batch_size']}, {a['sizes'][0]} to {a['sizes'][-1]} steps")  # fmt: skip
+            rule = ("learning rate and decay times sqrt(B / " + str(a["base"]) + ")" if sweep == "batch"
+                    else f"decay times {a['base']} / T")  # fmt: skip
+            lines.append(f"The MLP ({a['hidden_layers']} ReLU layers) at width {a['width']}, μP against base width "
+                         f"{a['base_width']}; {fixed}; AdamW with weight decay {a['weight_decay']} (μP's, "
+                         f"independent of the LR multipliers) at every size, against the same with the rule "
+                         f"(`mup.adamw(..., {sweep}=(size, {a['base']}))`: {rule}); the figure of merit is each "
+                         "run's own last 10% of steps.")  # fmt: skip
         else:
             lines.append(f"Width {a['width']}, base depth {a['base']}, μP's model at its base width (every width "
                          f"rule the identity); CompleteP: residual branches times (L / {a['base']})^-1, Adam ε times "
@@ -381,10 +505,10 @@ def markdown(summary: dict[str, Any]) -> str:
         if not entries:
             lines += ["(not run)", ""]
             continue
-        key = f"{unit}s"
+        key = UNITS[sweep]
         sizes = next(iter(entries.values()))[key]
         lines += [
-            f"| {'arm'} | " + " | ".join(f"{unit} {v}" for v in sizes) + " | spread |",
+            f"| {'arm'} | " + " | ".join(f"{label} {v}" for v in sizes) + " | spread |",
             "|---" * (len(sizes) + 2) + "|",
         ]
         for arm in ARMS[sweep]:
@@ -398,8 +522,8 @@ def markdown(summary: dict[str, Any]) -> str:
         if len(entries) == 2:
             names = ARMS[sweep]
             findings.append(
-                f"- {title}: {ARM_TITLES[names[1]]}'s optimum moves by {_moves(entries[names[1]], key)}; "
-                f"{ARM_TITLES[names[0]]}'s by {_moves(entries[names[0]], key)}."
+                f"- {title}: {ARM_TITLES[names[1]]}'s optimum moves by {_moves(entries[names[1]], key, label)}; "
+                f"{ARM_TITLES[names[0]]}'s by {_moves(entries[names[0]], key, label)}."
             )
     if findings:
         lines += ["## What the data show", "", *findings, ""]

@@ -325,6 +325,8 @@ def test_demo_quick_run_reproduces_the_stored_summary_format(demo, folder, tmp_p
         (["proxy-init", "--noises", "-1"], "must be comma-separated numbers >= 0"),
         (["residual", "--resume"], "--resume do(es) not apply to residual"),
         (["mutransfer", "--quick", "--seeds", "5"], "needs at least two seeds"),
+        (["mutransfer", "--quick", "--sweeps", "mlp,width"], "--sweeps must be comma-separated names of mlp,"),
+        (["residual", "--sweeps", "mlp"], "--sweeps do(es) not apply to residual"),
     ],
 )
 def test_demo_flags_that_do_not_apply_exit_2(argv, message, capsys):
@@ -336,11 +338,18 @@ def test_demo_flags_that_do_not_apply_exit_2(argv, message, capsys):
 # --- mutransfer ----------------------------------------------------------------------------------
 
 
-def _summary_shape(summary: dict) -> None:
-    """summary.json's structure: per sweep and arm, the sizes, an optimum per size, edges, spread."""
-    for sweep, arms, unit in (("mlp", ("sp", "mup"), "widths"), ("transformer", ("sp", "mup"), "widths"),
-                              ("depth", ("completep", "none"), "depths")):  # fmt: skip
-        assert set(summary[sweep]) == set(arms), sweep
+SUMMARY_SWEEPS = (("mlp", ("sp", "mup"), "widths"), ("transformer", ("sp", "mup"), "widths"),
+                  ("depth", ("completep", "none"), "depths"), ("batch", ("mup", "mup_rule"), "batch_sizes"),
+                  ("steps", ("mup", "mup_rule"), "steps"))  # fmt: skip
+
+
+def _summary_shape(summary: dict, ran: tuple[str, ...]) -> None:
+    """summary.json's structure: per sweep and arm, the sizes, an optimum per size, edges, spread;
+    the sweeps not ``ran`` empty; every arm's machine."""
+    for sweep, arms, unit in SUMMARY_SWEEPS:
+        assert set(summary[sweep]) == (set(arms) if sweep in ran else set()), sweep
+        if sweep in ran:
+            assert {f"{sweep}_{arm}" for arm in arms} <= set(summary["machines"])
         for arm in arms:
             entry = summary[sweep][arm]
             assert set(entry) == {unit, "optimal_log2_lr", "at_edge", "spread"}
@@ -350,6 +359,11 @@ def _summary_shape(summary: dict) -> None:
             if None not in values:
                 assert entry["spread"] == pytest.approx(max(values) - min(values), abs=1e-12)
     assert summary["machine"]["cpu"] and summary["settings"]["seeds"] >= 2
+    assert all(m["cpu"] for m in summary["machines"].values())
+
+
+def test_the_stored_mutransfer_summary_has_every_sweep():
+    _summary_shape(strict_json(RESULTS / "mutransfer" / "summary.json"), tuple(s for s, _, _ in SUMMARY_SWEEPS))
 
 
 def test_mutransfer_resume_refuses_other_settings(tmp_path, capsys):
@@ -362,17 +376,18 @@ def test_mutransfer_resume_refuses_other_settings(tmp_path, capsys):
     assert not (tmp_path / "summary.json").exists()
 
 
-@pytest.mark.slow  # a whole quick run (twelve compiled programs, about a minute on a CPU): CI's second tier
+@pytest.mark.slow  # a quick run of two sweeps (eight compiled programs, about a minute on a CPU): CI's second tier
 def test_mutransfer_quick_run_ctrl_c_and_resume(tmp_path, monkeypatch):
-    """``--quick`` writes every arm's JSON, the plots, summary.json in its documented structure and
-    summary.md; a Ctrl-C after a size keeps it (exit 130, summary marked partial), and
-    ``--resume`` trains only what is missing and ends where an uninterrupted run would."""
+    """``--quick --sweeps transformer,batch`` writes those arms' JSON, the plots, summary.json in
+    its documented structure and summary.md; a Ctrl-C after a size keeps it (exit 130, summary
+    marked partial), and ``--resume`` trains only what is missing and ends where an
+    uninterrupted run would. Another run of other sweeps keeps these in its summary."""
     real = mc.lr_transfer
     trained = []
 
     def counting(stop_after=None):
         def lr_transfer(model, sizes, *args, on_size=None, **kwargs):
-            arm = (model.name, kwargs["parametrization"], kwargs.get("alpha"))
+            arm = (model.name, kwargs.get("sweep", "width"), kwargs["parametrization"], kwargs.get("optimizer"))
 
             def hook(size, merits):
                 on_size(size, merits)
@@ -384,12 +399,13 @@ def test_mutransfer_quick_run_ctrl_c_and_resume(tmp_path, monkeypatch):
 
         return lr_transfer
 
-    argv = ["mutransfer", "--quick", "--seeds", "3,4", "--out", str(tmp_path), "--quiet"]
+    argv = ["mutransfer", "--quick", "--seeds", "3,4", "--out", str(tmp_path), "--quiet", "--sweeps",
+            "batch,transformer"]  # fmt: skip
     with monkeypatch.context() as m:
-        m.setattr(mc, "lr_transfer", counting(stop_after=("transformer", "sp", None)))
+        m.setattr(mc, "lr_transfer", counting(stop_after=("transformer", "width", "sp", "adam")))
         assert _cli.main(argv) == 130
     partial = strict_json(tmp_path / "summary.json")
-    assert partial["partial"] and set(partial["mlp"]) == {"sp", "mup"} and partial["transformer"] == {}
+    assert partial["partial"] and partial["transformer"] == {} and partial["batch"] == {} and partial["mlp"] == {}
     saved = strict_json(tmp_path / "transformer_sp.json")
     assert saved["partial"] and list(saved["sizes"]) == ["8"] and saved["result"] is None
     assert "partial run" in (tmp_path / "summary.md").read_text()
@@ -398,20 +414,32 @@ def test_mutransfer_quick_run_ctrl_c_and_resume(tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         m.setattr(mc, "lr_transfer", counting())
         assert _cli.main([*argv, "--resume"]) == 0
-    assert ("transformer", "sp", None, 8) not in trained and ("transformer", "sp", None, 16) in trained
-    assert not [t for t in trained if t[0] == "mlp"] and len(trained) == 7  # 16, then 2 + 2 + 2 sizes
+    assert ("transformer", "width", "sp", "adam", 8) not in trained
+    assert ("transformer", "width", "sp", "adam", 16) in trained
+    assert len(trained) == 7  # 16, then 2 + 2 + 2 sizes
+    assert {t[1] for t in trained} == {"width", "batch"}  # in the sweeps chosen only
+    rules = {t[3].__name__ for t in trained if t[1] == "batch"}
+    assert rules == {"_decayed_adamw", "_batch_rule"}
     summary = strict_json(tmp_path / "summary.json")
     assert not summary["partial"] and summary["quick"]
-    _summary_shape(summary)
-    for name in ("mlp_sp", "mlp_mup", "transformer_sp", "transformer_mup", "depth_none", "depth_completep"):
+    _summary_shape(summary, ("transformer", "batch"))
+    for name in ("transformer_sp", "transformer_mup", "batch_mup", "batch_mup_rule"):
         doc = strict_json(tmp_path / f"{name}.json")
-        assert not doc["partial"] and doc["result"]["seeds"] == 2
+        assert not doc["partial"] and doc["result"]["seeds"] == 2 and doc["machine"]["cpu"]
         assert sorted(map(int, doc["sizes"])) == doc["result"]["sizes"]
-    for plot in ("mlp.png", "transformer.png", "depth.png"):
+    assert strict_json(tmp_path / "batch_mup_rule.json")["settings"]["rule"] is True
+    for plot in ("transformer.png", "batch.png"):
         assert (tmp_path / plot).stat().st_size > 1000
     text = (tmp_path / "summary.md").read_text()
-    assert "| SP |" in text and "| μP |" in text and "| CompleteP (α = 1) |" in text and "spread" in text
-    assert "What the data show" in text and "partial run" not in text
+    assert "| SP |" in text and "| μP |" in text and "| μP with the rule |" in text and "spread" in text
+    assert "What the data show" in text and "partial run" not in text and "(not run)" in text
     # the transformer's SP size 8 came from the saved file: same bits as it was saved
     resumed = strict_json(tmp_path / "transformer_sp.json")
     assert resumed["sizes"]["8"] == saved["sizes"]["8"]
+    # a run of another sweep summarizes the saved complete arms too, training none of them again
+    trained.clear()
+    with monkeypatch.context() as m:
+        m.setattr(mc, "lr_transfer", counting())
+        assert _cli.main([*argv[:-1], "steps"]) == 0
+    assert {t[1] for t in trained} == {"steps"}
+    _summary_shape(strict_json(tmp_path / "summary.json"), ("transformer", "batch", "steps"))
