@@ -112,7 +112,7 @@ def test_the_private_name_check_finds_what_it_looks_for():
 
 #: mc's rooms (docs/architecture.md): the μP checks train models through the model tools and
 #: never reach the Monte Carlo engine or the article's protocols.
-MUP_CHECKS = ("_training", "_sweep", "_coord", "_verify", "_transfer", "_width_models")
+MUP_CHECKS = ("_training", "_sweep", "_coord", "_verify", "_transfer", "_transfer_result", "_width_models")
 ENGINE_ROOM = {"mc._engine", "mc._protocols", "mc._results", "mc._fit"}
 
 
