@@ -348,8 +348,9 @@ def _summary_shape(summary: dict, ran: tuple[str, ...]) -> None:
     the sweeps not ``ran`` empty; every arm's machine."""
     for sweep, arms, unit in SUMMARY_SWEEPS:
         assert set(summary[sweep]) == (set(arms) if sweep in ran else set()), sweep
-        if sweep in ran:
-            assert {f"{sweep}_{arm}" for arm in arms} <= set(summary["machines"])
+        if sweep not in ran:
+            continue
+        assert {f"{sweep}_{arm}" for arm in arms} <= set(summary["machines"])
         for arm in arms:
             entry = summary[sweep][arm]
             assert set(entry) == {unit, "optimal_log2_lr", "at_edge", "spread"}
