@@ -275,9 +275,10 @@ def run_arm(
     expected: dict[str, Any],
     resume: bool,
     log: Callable[[str], None],
-) -> mc.TransferResult:
+) -> tuple[mc.TransferResult, dict[str, Any]]:
     """One arm's :func:`mc.lr_transfer`, saving ``path`` after every size (``"partial": true``)
-    and once more with the result; with ``resume``, the sizes saved in ``path`` are not run again."""
+    and once more with the result; with ``resume``, the sizes saved in ``path`` are not run again.
+    Returns the result and the machine the arm is recorded as run on (a resumed arm's first)."""
     s: SweepConfig = getattr(cfg, sweep)
     measured = _saved_sizes(path, expected) if resume else {}
     machine = _saved_machine(path) if measured else None
@@ -303,7 +304,7 @@ def run_arm(
     doc.update(partial=False, result=result.to_dict())
     tooling.write_json(path, doc)
     log(f"{sweep} {arm}: optimal log2 LR {_fmt_list(result.optimal_log2_lr)}, spread {result.spread:.2f}")
-    return result
+    return result, doc["machine"]
 
 
 def run(
@@ -337,8 +338,9 @@ def run(
         for sweep in chosen:
             for arm in ARMS[sweep]:
                 path = _arm_path(out, sweep, arm)
-                results[sweep][arm] = run_arm(sweep, arm, cfg, data[sweep], path, arm_settings[sweep, arm], resume, log)
-                machines[f"{sweep}_{arm}"] = _saved_machine(path)
+                results[sweep][arm], machines[f"{sweep}_{arm}"] = run_arm(
+                    sweep, arm, cfg, data[sweep], path, arm_settings[sweep, arm], resume, log
+                )
     except KeyboardInterrupt:
         partial = True
         log("interrupted: the finished sizes are saved; run again with --resume to continue")
