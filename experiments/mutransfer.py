@@ -60,6 +60,8 @@ ARMS = {"mlp": ("sp", "mup"), "transformer": ("sp", "mup"), "depth": ("none", "c
         "batch": ("mup", "mup_rule"), "steps": ("mup", "mup_rule")}  # fmt: skip
 ARM_TITLES = {"sp": "SP", "mup": "μP", "none": "no depth scaling", "completep": "CompleteP (α = 1)",
               "mup_rule": "μP with the rule"}  # fmt: skip
+#: The sweeps at a fixed width, and the mc.lr_transfer argument their sizes replace.
+SWEPT = {"batch": "batch_size", "steps": "steps"}
 #: The AdamW weight decay of the batch and steps sweeps (independent of the LR multipliers).
 WEIGHT_DECAY = 0.1
 BLOCKS = "block_*"  # the Transformer's residual blocks (the depth rules' parameters)
@@ -167,11 +169,10 @@ def sweep_call(sweep: str, arm: str, cfg: Config, data: Data) -> tuple[Any, dict
               "key": cfg.key, "loss": "xent"}  # fmt: skip
     if sweep == "mlp":
         return mc.width_model("mlp", arm, out_features=10), {**common, "parametrization": arm}
-    if sweep in ("batch", "steps"):
-        swept = {"batch": "batch_size", "steps": "steps"}[sweep]
+    if sweep in SWEPT:
         optimizer = _RULES[sweep] if arm == "mup_rule" else _decayed_adamw
-        kwargs = {**common, swept: None, "parametrization": "mup", "sweep": sweep, "width": (s.width, s.base_width),
-                  "optimizer": optimizer}  # fmt: skip
+        kwargs = {**common, SWEPT[sweep]: None, "parametrization": "mup", "sweep": sweep,
+                  "width": (s.width, s.base_width), "optimizer": optimizer}  # fmt: skip
         return mc.width_model("mlp", "mup", out_features=10), kwargs
     if sweep == "transformer":
         model = mc.width_model("transformer", arm, vocab=data.vocab, base_width=s.base, depth=s.layers,
@@ -207,8 +208,8 @@ def settings(sweep: str, arm: str, cfg: Config, data: Data) -> dict[str, Any]:
     s: SweepConfig = getattr(cfg, sweep)
     out = {"sweep": sweep, "arm": arm, **dataclasses.asdict(s), "seeds": cfg.seeds, "key": cfg.key,
            "optimizer": "adam", "data": data.description}  # fmt: skip
-    if sweep in ("batch", "steps"):
-        del out[{"batch": "batch_size", "steps": "steps"}[sweep]]  # the sizes
+    if sweep in SWEPT:
+        del out[SWEPT[sweep]]  # the sizes
         out.update(hidden_layers=out.pop("layers"), weight_decay=WEIGHT_DECAY, rule=arm == "mup_rule")
         return tooling.to_json(out)
     del out["base_width"]
@@ -231,10 +232,11 @@ def _arm_path(out: Path, sweep: str, arm: str) -> Path:
     return out / f"{sweep}_{arm}.json"
 
 
-def _saved_sizes(path: Path, expected: dict[str, Any]) -> dict[int, list[list[float | None]]]:
-    """``--resume``: the sizes already measured in ``path`` (none if it does not exist)."""
+def _saved_sizes(path: Path, expected: dict[str, Any]) -> tuple[dict[int, list[list[float | None]]], Any]:
+    """``--resume``: the sizes already measured in ``path`` (none if it does not exist) and the
+    machine they ran on (``None``: not recorded)."""
     if not path.exists():
-        return {}
+        return {}, None
     try:
         doc = json.loads(path.read_text())
         saved, sizes = doc["settings"], {int(k): v for k, v in doc["sizes"].items()}
@@ -243,15 +245,7 @@ def _saved_sizes(path: Path, expected: dict[str, Any]) -> dict[int, list[list[fl
             f"--resume: {path} is not a saved arm of python -m experiments mutransfer ({err!r})"
         ) from None
     tooling.check_resumable(saved, expected, str(path))
-    return sizes
-
-
-def _saved_machine(path: Path) -> dict[str, Any] | None:
-    """The machine a saved arm ran on (``None``: not recorded)."""
-    try:
-        return json.loads(path.read_text()).get("machine")
-    except (OSError, ValueError, AttributeError):
-        return None
+    return sizes, doc.get("machine")
 
 
 def saved_arm(path: Path, expected: dict[str, Any]) -> tuple[mc.TransferResult, dict[str, Any] | None] | None:
@@ -280,8 +274,7 @@ def run_arm(
     and once more with the result; with ``resume``, the sizes saved in ``path`` are not run again.
     Returns the result and the machine the arm is recorded as run on (a resumed arm's first)."""
     s: SweepConfig = getattr(cfg, sweep)
-    measured = _saved_sizes(path, expected) if resume else {}
-    machine = _saved_machine(path) if measured else None
+    measured, machine = _saved_sizes(path, expected) if resume else ({}, None)
     doc: dict[str, Any] = {"settings": expected, "partial": True, "sizes": dict(measured), "result": None,
                            "machine": machine or tooling.machine()}  # fmt: skip
     clock = [time.perf_counter()]
@@ -487,7 +480,7 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"{a['layers']} blocks, 4 heads, learned positions, base width {a['base']}, query not zeroed "
                          f"(SP and μP are the same network at the base width); {a['steps']} steps of "
                          f"{a['batch_size']} windows of {a['length']} characters; data: {a['data']}.")  # fmt: skip
-        elif sweep in ("batch", "steps"):
+        elif sweep in SWEPT:
             fixed = (f"{a['steps']} steps, batch sizes {a['sizes'][0]} to {a['sizes'][-1]}" if sweep == "batch"
                      else f"batch {a['batch_size']}, {a['sizes'][0]} to {a['sizes'][-1]} steps")  # fmt: skip
             rule = ("learning rate and decay times sqrt(B / " + str(a["base"]) + ")" if sweep == "batch"

@@ -36,8 +36,10 @@ from mc._training import (
 from mc._width_models import WidthModel
 
 SWEEPS = ("width", "depth")
+#: The sweeps of :func:`mc.lr_transfer` at a fixed width, and the argument their sizes replace.
+SWEPT_ARGUMENT = {"batch": "batch_size", "steps": "steps"}
 #: :func:`mc.lr_transfer`'s sweeps: also batch sizes and numbers of steps at a fixed width.
-TRANSFER_SWEEPS = (*SWEEPS, "batch", "steps")
+TRANSFER_SWEEPS = (*SWEEPS, *SWEPT_ARGUMENT)
 
 
 #: The default of an argument's earlier name: not given.
@@ -97,10 +99,11 @@ def check_model(model: Any, sweep: str, alpha: float | None, base: int) -> None:
             f"model must be a function size -> flax.linen Module (or nnx factory), got {type(model).__name__}"
         )
     if isinstance(model, WidthModel):  # its own settings must agree
-        if sweep in ("batch", "steps") and model.sweep != "width":
-            raise ValueError(f"sweep={sweep!r} runs the model at a fixed width: build it with sweep='width', "
-                             f"not {model.sweep!r}")  # fmt: skip
-        elif sweep not in ("batch", "steps") and model.sweep != sweep:
+        if sweep in SWEPT_ARGUMENT:
+            if model.sweep != "width":
+                raise ValueError(f"sweep={sweep!r} runs the model at a fixed width: build it with sweep='width', "
+                                 f"not {model.sweep!r}")  # fmt: skip
+        elif model.sweep != sweep:
             raise ValueError(f"sweep={sweep!r} but the model was built with sweep={model.sweep!r}")
         if sweep == "depth" and model.alpha != alpha:
             raise ValueError(f"alpha={alpha!r} but the model's branch multiplier has alpha={model.alpha!r}")
@@ -230,6 +233,7 @@ def as_mapping(done: Any, name: str = "done") -> Mapping[int, Any]:
 __all__ = [
     "PROGRAMS",
     "SWEEPS",
+    "SWEPT_ARGUMENT",
     "TRANSFER_SWEEPS",
     "UNSET",
     "SizeRun",

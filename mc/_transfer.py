@@ -33,7 +33,7 @@ from flaxinit.tooling import check_int, train_step
 from mc._cache import PROGRAMS
 from mc._keys import as_key, prng_name
 from mc._model import as_model
-from mc._sweep import SWEEPS, TRANSFER_SWEEPS, check_sweep
+from mc._sweep import SWEEPS, SWEPT_ARGUMENT, TRANSFER_SWEEPS, check_sweep
 from mc._training import optimizer_name, trainee
 from mc._transfer_result import SIZE_NAMES, TransferResult, check_grid, optimal_log2_lr, plot_transfer
 
@@ -254,7 +254,7 @@ def lr_transfer(
 def _check_axes(sweep: Any, sizes: Any, steps: Any, batch_size: Any) -> tuple[int, int]:
     """``(steps, batch_size)`` as :func:`mc._sweep.check_sweep` checks them: the swept one is
     not given (a placeholder of 1 stands for it); the other is required."""
-    swept = {"batch": "batch_size", "steps": "steps"}.get(sweep)
+    swept = SWEPT_ARGUMENT.get(sweep)
     given = {"steps": steps, "batch_size": batch_size}
     for name, value in given.items():
         if name == swept and value is not None:
@@ -267,7 +267,7 @@ def _check_axes(sweep: Any, sizes: Any, steps: Any, batch_size: Any) -> tuple[in
 
 def _check_width(width: Any, run: Any) -> tuple[int, int | None] | None:
     """``(width, base_width or None)`` of a batch or steps sweep; ``None`` for the others."""
-    if run.sweep not in ("batch", "steps"):
+    if run.sweep not in SWEPT_ARGUMENT:
         if width is not None:
             raise ValueError(f"width applies to sweep='batch' and 'steps' only (the sizes of sweep={run.sweep!r} "
                              "say the model's shape)")  # fmt: skip
