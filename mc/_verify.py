@@ -314,6 +314,10 @@ CAUSES = {
     "(mup.adamw(..., depth=(L, base_L, alpha)))",
     "diverged": "the run diverged (values that are not finite) at some size: lower the learning rate, or look "
     "for a layer whose scale explodes with the width",
+    "small_steps": "the output still shrinks with the width after training, as at init, though every layer's update "
+    "effect is width-independent: at this learning rate the steps are too small for the output's learned part "
+    "(Θ(1) under μP) to outgrow its init part (1/sqrt(m_in)) at these sizes: verify at a larger lr (Muon's "
+    "orthogonalized n×n update has entries of RMS 1/sqrt(n): about sqrt(n) times Adam's lr), or at wider sizes",
     "downstream": "follows from a failing layer before it (see the other failures)",
     "unknown": "no pattern of μP's known mistakes fits: this layer's scale moves with the size",
 }
@@ -359,6 +363,8 @@ def _causes(checks: Sequence[Check], rules: _Rules) -> list[Failure]:
         if c.quantity == "activation" and c.step == 1 and "input" in roles and "hidden" not in roles:
             return CAUSES["input_init"]
         others = [f for f in failed if f is not c and f.quantity in ("update", "logits")]
+        if c.quantity == "output" and c.step > 1 and c.slope < c.expected and not others:
+            return CAUSES["small_steps"]
         return CAUSES["downstream"] if others or hidden_lr else CAUSES["unknown"]
 
     return [Failure(c.path, c.quantity, c.step, c.slope, c.se, c.expected, cause(c)) for c in failed]

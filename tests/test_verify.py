@@ -228,6 +228,16 @@ def test_a_diverged_run_fails_and_says_so():
     assert not verdict.ok and _failing(verdict, "diverged")
 
 
+@pytest.mark.slow  # the MLP's programs (kept from above: the learning rate is an argument)
+def test_steps_too_small_to_move_the_output_are_named():
+    # at lr 1e-4 (the reference's is 0.03) μP holds, but four steps barely move the output: its init
+    # part, which shrinks as 1/sqrt(m_in), still dominates at t >= 2 (slope about -0.5 at every t)
+    verdict = vt.REFERENCES["mlp"].verify(0, lr=1e-4)
+    assert not verdict.ok
+    assert {(f.quantity, f.step > 1) for f in verdict.failures} == {("output", True)}
+    assert _failing(verdict, "small_steps") == {(f.path, f.step) for f in verdict.failures}
+
+
 def test_lr_transfer_runs_on_a_users_data(tmp_path, capsys):
     x, y = vt.REFERENCES["mlp"].batch()
     data = tmp_path / "d.npz"
