@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     transfer.add_argument(
         "--sweeps", type=_names, help="comma-separated sweeps to run (default all: mlp,transformer,depth,batch,steps)"
     )
+    transfer.add_argument(
+        "--arms", type=_names, help="comma-separated arms of those sweeps to run (default all; e.g. muon_sp,muon_mup)"
+    )
     return p
 
 
@@ -139,6 +142,7 @@ def _check_flags(args: argparse.Namespace) -> None:
     wrong += [f for f, v in proxy_only.items() if v is not None and args.target != "proxy-init"]
     wrong += ["--resume"] if args.resume and args.target != "mutransfer" else []
     wrong += ["--sweeps"] if args.sweeps is not None and args.target != "mutransfer" else []
+    wrong += ["--arms"] if args.arms is not None and args.target != "mutransfer" else []
     if wrong:
         raise tooling.UsageError(f"{', '.join(wrong)} do(es) not apply to {args.target}")
 
@@ -282,7 +286,8 @@ def run_demo(args: argparse.Namespace) -> int:
     folder = args.out or (RESULTS / "quick" if args.quick else RESULTS) / DEMO_FOLDERS[args.target]
     log = (lambda line: None) if args.quiet else (lambda line: print(line, flush=True))
     if args.target == "mutransfer":
-        summary = mutransfer.run(folder, args.quick, args.seeds, log, resume=args.resume, sweeps=args.sweeps)
+        summary = mutransfer.run(folder, args.quick, args.seeds, log, resume=args.resume, sweeps=args.sweeps,
+                                 arms=args.arms)  # fmt: skip
         print(f"results: {folder / 'summary.md'}")
         return 130 if summary["partial"] else 0
     if args.target == "residual":

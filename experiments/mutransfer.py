@@ -1,6 +1,6 @@
-"""μTransfer, measured: the optimal Adam learning rate across width (SP against μP), depth
-(no depth scaling against CompleteP), batch size and training length (μP's AdamW with and
-without :func:`flaxinit.mup.batch_length_rule`), in Tensor Programs V's Figure 1 layout.
+"""μTransfer, measured: the optimal learning rate across width (SP against μP, with Adam and with
+Muon), depth (no depth scaling against CompleteP), batch size and training length (μP's AdamW
+with and without :func:`flaxinit.mup.batch_length_rule`), in Tensor Programs V's Figure 1 layout.
 
 Five sweeps, each a :func:`mc.lr_transfer` per arm (every (learning rate, seed) run of a
 size is one compiled program; every learning rate of a seed starts from the same
@@ -16,6 +16,10 @@ parameters and trains on the same minibatches):
 * ``depth``: the same Transformer at a fixed width, over depths, μP's model at its own base
   width (so every width rule is the identity): CompleteP (branches ``x + (L / 2)^-1 f(x)``,
   Adam ε ``(L / 2)^-1`` inside the blocks; ``alpha = 1``) against no depth scaling.
+* the Muon arms of ``mlp`` and ``transformer`` (``muon_sp``, ``muon_mup``): the same models,
+  optax's Muon as it comes (``optax.contrib.muon``, SP) against :func:`flaxinit.mup.muon` (μP),
+  each with its defaults and one learning rate; their own sizes (the width ratios of the Adam
+  arms, from a smaller base), grid and budget (``Config.muon``), their own figure and table.
 * ``batch`` and ``steps``: the MLP at one width (μP against the base width) over batch sizes
   at a fixed number of steps, and over numbers of steps at a fixed batch size; μP's AdamW with
   weight decay 0.1, as tuned at the smallest size (``mup``) against the same with the rule
@@ -35,8 +39,8 @@ stops the run (a size in progress is lost) and writes a summary marked partial;
 ``--resume`` continues from the saved sizes (the results are the uninterrupted run's: a
 size's bits depend only on the key and that size). ``--seeds a,b,c``: their number is the
 runs per learning rate, the first is the key. ``--sweeps batch,steps`` runs those sweeps
-only; the summary holds the others from their saved arms where those are complete and were
-run with the same settings. Each arm's JSON records the machine it ran on.
+only, ``--arms muon_sp,muon_mup`` those arms of them; the summary holds the others from their
+saved arms where those are complete and were run with the same settings. Each arm's JSON records the machine it ran on.
 """
 
 from __future__ import annotations
@@ -50,89 +54,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optax
 
 import mc
 from experiments import data as datasets
+from experiments._mutransfer_config import (
+    ARM_TITLES,
+    ARMS,
+    BLOCKS,
+    DEFAULT,
+    MUON_ARMS,
+    QUICK,
+    SWEEPS,
+    SWEPT,
+    WEIGHT_DECAY,
+    Config,
+    SweepConfig,
+    chosen_arms,
+    config,
+    sweep_config,
+)
+from experiments._mutransfer_summary import markdown, summarize
 from flaxinit import mup, tooling
-
-SWEEPS = ("mlp", "transformer", "depth", "batch", "steps")
-ARMS = {"mlp": ("sp", "mup"), "transformer": ("sp", "mup"), "depth": ("none", "completep"),
-        "batch": ("mup", "mup_rule"), "steps": ("mup", "mup_rule")}  # fmt: skip
-ARM_TITLES = {"sp": "SP", "mup": "μP", "none": "no depth scaling", "completep": "CompleteP (α = 1)",
-              "mup_rule": "μP with the rule"}  # fmt: skip
-#: The sweeps at a fixed width, and the mc.lr_transfer argument their sizes replace.
-SWEPT = {"batch": "batch_size", "steps": "steps"}
-#: The AdamW weight decay of the batch and steps sweeps (independent of the LR multipliers).
-WEIGHT_DECAY = 0.1
-BLOCKS = "block_*"  # the Transformer's residual blocks (the depth rules' parameters)
-
-
-@dataclasses.dataclass(frozen=True)
-class SweepConfig:
-    """One sweep's sizes (widths, or depths for ``depth``), grid and training budget."""
-
-    sizes: tuple[int, ...]
-    base: int
-    log2_lrs: tuple[float, ...]
-    steps: int
-    batch_size: int
-    width: int | None = None  # depth, batch, steps: the fixed width
-    layers: int = 2  # transformer: its blocks
-    base_width: int | None = None  # batch, steps: μP's base width
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-    mlp: SweepConfig
-    transformer: SweepConfig
-    depth: SweepConfig
-    batch: SweepConfig  # steps: the fixed number of steps; batch_size: the base batch size
-    steps: SweepConfig  # batch_size: the fixed batch size; steps: the base number of steps
-    length: int  # characters the Transformer reads
-    seeds: int
-    key: int
-
-
-def _grid(low: int, high: int) -> tuple[float, ...]:
-    return tuple(float(v) for v in range(low, high + 1))
-
-
-#: The measured run (width and depth sized for an accelerator: those stored ran on one GPU; batch
-#: and steps run on a CPU in minutes): MLP widths over 16x, Transformer widths over 8x, depths,
-#: batch sizes and numbers of steps over 8x, ten log2 learning rates each (wide enough that every
-#: optimum, SP's drifting ones included, is inside), three seeds.
-DEFAULT = Config(
-    mlp=SweepConfig((64, 128, 256, 512, 1024), 64, _grid(-13, -4), steps=400, batch_size=128),
-    transformer=SweepConfig((64, 128, 256, 512), 64, _grid(-13, -4), steps=300, batch_size=32),
-    depth=SweepConfig((2, 4, 8, 16), 2, _grid(-12, -3), steps=300, batch_size=32, width=128),
-    batch=SweepConfig((32, 64, 128, 256), 32, _grid(-12, -3), steps=400, batch_size=32, width=256, base_width=64),
-    steps=SweepConfig((100, 200, 400, 800), 100, _grid(-12, -3), steps=100, batch_size=64, width=256, base_width=64),
-    length=32,
-    seeds=3,
-    key=0,
-)
-#: A check of the machinery: tiny models (one block), three learning rates, a few steps; its time
-#: is the compilation of its twelve programs.
-QUICK = Config(
-    mlp=SweepConfig((16, 32), 16, (-8.0, -6.0, -4.0), steps=6, batch_size=16),
-    transformer=SweepConfig((8, 16), 8, (-8.0, -6.0, -4.0), steps=3, batch_size=4, layers=1),
-    depth=SweepConfig((1, 2), 1, (-8.0, -6.0, -4.0), steps=3, batch_size=4, width=8),
-    batch=SweepConfig((8, 16), 8, (-8.0, -6.0, -4.0), steps=4, batch_size=8, width=32, base_width=16),
-    steps=SweepConfig((3, 6), 3, (-8.0, -6.0, -4.0), steps=3, batch_size=8, width=32, base_width=16),
-    length=8,
-    seeds=2,
-    key=0,
-)
-
-
-def config(quick: bool, seeds: Sequence[int] | None = None) -> Config:
-    cfg = QUICK if quick else DEFAULT
-    if seeds:
-        if len(seeds) < 2:
-            raise tooling.UsageError("--seeds: mutransfer needs at least two seeds (a standard error needs two)")
-        cfg = dataclasses.replace(cfg, seeds=len(seeds), key=int(seeds[0]))
-    return cfg
-
 
 # --- data and models ----------------------------------------------------------------------------
 
@@ -164,25 +107,46 @@ def hamlet(length: int) -> Data:
 
 def sweep_call(sweep: str, arm: str, cfg: Config, data: Data) -> tuple[Any, dict[str, Any]]:
     """The sweep's model ``size -> Module`` and :func:`mc.lr_transfer`'s keyword arguments for ``arm``."""
-    s: SweepConfig = getattr(cfg, sweep)
+    s: SweepConfig = sweep_config(cfg, sweep, arm)
     common = {"base": s.base, "optimizer": "adam", "steps": s.steps, "batch_size": s.batch_size, "seeds": cfg.seeds,
               "key": cfg.key, "loss": "xent"}  # fmt: skip
+    if arm in MUON_ARMS:
+        parametrization = "mup" if arm == "muon_mup" else "sp"
+        common.update(parametrization=parametrization, optimizer=_MUONS[arm])
+    else:
+        common["parametrization"] = arm  # width sweeps; the others set their own below
     if sweep == "mlp":
-        return mc.width_model("mlp", arm, out_features=10), {**common, "parametrization": arm}
+        return mc.width_model("mlp", common["parametrization"], out_features=10), common
     if sweep in SWEPT:
         optimizer = _RULES[sweep] if arm == "mup_rule" else _decayed_adamw
         kwargs = {**common, SWEPT[sweep]: None, "parametrization": "mup", "sweep": sweep,
                   "width": (s.width, s.base_width), "optimizer": optimizer}  # fmt: skip
         return mc.width_model("mlp", "mup", out_features=10), kwargs
     if sweep == "transformer":
-        model = mc.width_model("transformer", arm, vocab=data.vocab, base_width=s.base, depth=s.layers,
-                               max_length=cfg.length)  # fmt: skip
-        return model, {**common, "parametrization": arm}
+        model = mc.width_model("transformer", common["parametrization"], vocab=data.vocab, base_width=s.base,
+                               depth=s.layers, max_length=cfg.length)  # fmt: skip
+        return model, common
     alpha = 1.0 if arm == "completep" else None
     model = mc.width_model("transformer", "mup", sweep="depth", alpha=alpha, base_depth=s.base, vocab=data.vocab,
                            width=s.width, base_width=s.width, max_length=cfg.length)  # fmt: skip
     extra = {"alpha": alpha, "blocks": BLOCKS} if alpha is not None else {}
     return model, {**common, "parametrization": "mup", "sweep": "depth", **extra}
+
+
+def _mup_muon(lr: Any, shapes: Any) -> Any:
+    """μP's Muon, :func:`flaxinit.mup.muon`, its Adam part at the same learning rate."""
+    return mup.muon(lr, shapes=shapes)
+
+
+def _optax_muon(lr: Any, shapes: Any) -> Any:
+    """optax's Muon as it comes (``optax.contrib.muon``: every 2-D parameter on Muon, the rest on
+    Adam at the same learning rate): no width rule."""
+    return optax.contrib.muon(lr)
+
+
+_MUONS = {"muon_mup": _mup_muon, "muon_sp": _optax_muon}
+#: How a Muon arm's settings name its optimizer.
+MUON_OPTIMIZERS = {"muon_mup": "mup.muon", "muon_sp": "optax.contrib.muon"}
 
 
 def _decayed_adamw(lr: Any, shapes: Any) -> Any:
@@ -205,9 +169,9 @@ _RULES = {"batch": _batch_rule, "steps": _steps_rule}
 
 def settings(sweep: str, arm: str, cfg: Config, data: Data) -> dict[str, Any]:
     """What a saved arm was run with: ``--resume`` continues only an arm with the same settings."""
-    s: SweepConfig = getattr(cfg, sweep)
+    s: SweepConfig = sweep_config(cfg, sweep, arm)
     out = {"sweep": sweep, "arm": arm, **dataclasses.asdict(s), "seeds": cfg.seeds, "key": cfg.key,
-           "optimizer": "adam", "data": data.description}  # fmt: skip
+           "optimizer": MUON_OPTIMIZERS.get(arm, "adam"), "data": data.description}  # fmt: skip
     if sweep in SWEPT:
         del out[SWEPT[sweep]]  # the sizes
         out.update(hidden_layers=out.pop("layers"), weight_decay=WEIGHT_DECAY, rule=arm == "mup_rule")
@@ -273,7 +237,7 @@ def run_arm(
     """One arm's :func:`mc.lr_transfer`, saving ``path`` after every size (``"partial": true``)
     and once more with the result; with ``resume``, the sizes saved in ``path`` are not run again.
     Returns the result and the machine the arm is recorded as run on (a resumed arm's first)."""
-    s: SweepConfig = getattr(cfg, sweep)
+    s: SweepConfig = sweep_config(cfg, sweep, arm)
     measured, machine = _saved_sizes(path, expected) if resume else ({}, None)
     doc: dict[str, Any] = {"settings": expected, "partial": True, "sizes": dict(measured), "result": None,
                            "machine": machine or tooling.machine()}  # fmt: skip
@@ -307,222 +271,55 @@ def run(
     log: Callable[[str], None] = print,
     resume: bool = False,
     sweeps: Sequence[str] | None = None,
+    arms: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The ``sweeps`` (default: every sweep) and their arms; writes the arms' JSON as sizes
-    finish, the plots, ``summary.json`` and ``summary.md``; returns the summary (``"partial":
-    True`` if Ctrl-C stopped it). Sweeps not run are summarized from their saved arms (complete,
-    same settings), if any."""
+    """The ``sweeps`` (default: every sweep) and their ``arms`` (default: every arm); writes the
+    arms' JSON as sizes finish, the plots, ``summary.json`` and ``summary.md``; returns the
+    summary (``"partial": True`` if Ctrl-C stopped it). Arms not run are summarized from their
+    saved JSON (complete, same settings), if any."""
     cfg = config(quick, seeds)
-    chosen = check_sweeps(sweeps)
+    chosen = chosen_arms(sweeps, arms)
     start = time.perf_counter()
     data = {"mlp": mnist()}
     data["batch"] = data["steps"] = data["mlp"]
     data["transformer"] = data["depth"] = hamlet(cfg.length)
     results: dict[str, dict[str, mc.TransferResult]] = {sweep: {} for sweep in SWEEPS}
     machines: dict[str, Any] = {}
-    arm_settings = {(sweep, arm): settings(sweep, arm, cfg, data[sweep]) for sweep in SWEEPS for arm in ARMS[sweep]}
-    for sweep in (sweep for sweep in SWEEPS if sweep not in chosen):
-        for arm in ARMS[sweep]:
-            saved = saved_arm(_arm_path(out, sweep, arm), arm_settings[sweep, arm])
-            if saved is not None:
-                results[sweep][arm], machines[f"{sweep}_{arm}"] = saved
+    every = [(sweep, arm) for sweep in SWEEPS for arm in ARMS[sweep]]
+    arm_settings = {(sweep, arm): settings(sweep, arm, cfg, data[sweep]) for sweep, arm in every}
+    for sweep, arm in (pair for pair in every if pair not in chosen):
+        saved = saved_arm(_arm_path(out, sweep, arm), arm_settings[sweep, arm])
+        if saved is not None:
+            results[sweep][arm], machines[f"{sweep}_{arm}"] = saved
     partial = False
     try:
-        for sweep in chosen:
-            for arm in ARMS[sweep]:
-                path = _arm_path(out, sweep, arm)
-                results[sweep][arm], machines[f"{sweep}_{arm}"] = run_arm(
-                    sweep, arm, cfg, data[sweep], path, arm_settings[sweep, arm], resume, log
-                )
+        for sweep, arm in chosen:
+            path = _arm_path(out, sweep, arm)
+            results[sweep][arm], machines[f"{sweep}_{arm}"] = run_arm(
+                sweep, arm, cfg, data[sweep], path, arm_settings[sweep, arm], resume, log
+            )
     except KeyboardInterrupt:
         partial = True
         log("interrupted: the finished sizes are saved; run again with --resume to continue")
     for sweep in SWEEPS:
-        finished = [results[sweep][arm] for arm in ARMS[sweep] if arm in results[sweep]]
-        if finished:
-            titles = [ARM_TITLES[arm] for arm in ARMS[sweep] if arm in results[sweep]]
-            mc.plot_transfer(finished, out / f"{sweep}.png", titles=[f"{sweep}: {t}" for t in titles])
+        for group, suffix in ((_adam_arms(sweep), ""), (MUON_ARMS, "_muon")):
+            finished = [arm for arm in ARMS[sweep] if arm in group and arm in results[sweep]]
+            if finished:
+                mc.plot_transfer([results[sweep][arm] for arm in finished], out / f"{sweep}{suffix}.png",
+                                 titles=[f"{sweep}: {ARM_TITLES[arm]}" for arm in finished])  # fmt: skip
     summary = summarize(results, cfg, quick, partial, time.perf_counter() - start, arm_settings, machines)
     tooling.write_json(out / "summary.json", summary)
     tooling.write_text(out / "summary.md", markdown(summary).rstrip("\n") + "\n")
     return summary
 
 
-def check_sweeps(sweeps: Sequence[str] | None) -> tuple[str, ...]:
-    """``sweeps`` in :data:`SWEEPS`' order (``None``: all); an unknown one is a usage error."""
-    if sweeps is None:
-        return SWEEPS
-    unknown = [s for s in sweeps if s not in SWEEPS]
-    if unknown or not sweeps:
-        raise tooling.UsageError(f"--sweeps must be comma-separated names of {', '.join(SWEEPS)}, got "
-                                 f"{','.join(sweeps)!r}")  # fmt: skip
-    return tuple(s for s in SWEEPS if s in sweeps)
+def _adam_arms(sweep: str) -> tuple[str, ...]:
+    """A sweep's arms trained with Adam (one figure and one table; the Muon arms have theirs)."""
+    return tuple(arm for arm in ARMS[sweep] if arm not in MUON_ARMS)
 
 
 def _fmt_list(values: Sequence[float]) -> str:
     return "[" + ", ".join("nan" if not math.isfinite(v) else f"{v:.2f}" for v in values) + "]"
-
-
-def summarize(
-    results: dict[str, dict[str, mc.TransferResult]],
-    cfg: Config,
-    quick: bool,
-    partial: bool,
-    seconds: float,
-    arm_settings: dict[tuple[str, str], dict[str, Any]],
-    machines: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """``summary.json``: per sweep and arm the sizes, optimal log2 LR per size, ``at_edge``,
-    spread; the settings; ``machines``: per arm the machine it ran on (``None``: not recorded)."""
-    out: dict[str, Any] = {}
-    for sweep in SWEEPS:
-        unit = UNITS[sweep]
-        out[sweep] = {
-            arm: {
-                unit: list(r.sizes),
-                "optimal_log2_lr": list(r.optimal_log2_lr),
-                "at_edge": list(r.at_edge),
-                "spread": r.spread,
-            }
-            for arm, r in results[sweep].items()
-        }
-    out["settings"] = {
-        "quick": quick,
-        "seeds": cfg.seeds,
-        "key": cfg.key,
-        "optimizer": f"adam (eps 1e-8; no weight decay, but {WEIGHT_DECAY} in the batch and steps sweeps)",
-        "figure_of_merit": "training loss averaged over the last 10% of steps, mean over seeds; diverged = +inf",
-        "arms": {f"{sweep}_{arm}": s for (sweep, arm), s in arm_settings.items()},
-    }
-    out.update(quick=quick, partial=partial, seconds=seconds, machine=tooling.machine(), machines=machines or {})
-    return tooling.to_json(out)
-
-
-# --- the summary --------------------------------------------------------------------------------
-
-#: How summary.json names each sweep's sizes.
-UNITS = {"mlp": "widths", "transformer": "widths", "depth": "depths", "batch": "batch_sizes", "steps": "steps"}
-
-
-def _cell(value: float | None, at_edge: bool) -> str:
-    if value is None:
-        return "diverged"
-    return f"{value:.2f}" + (" (edge)" if at_edge else "")
-
-
-def _moves(entry: dict[str, Any], key: str, label: str) -> str:
-    """How far one arm's optimum moves across its sizes (``entry[key]``, each a ``label``), in words."""
-    sizes, optima, spread = entry[key], entry["optimal_log2_lr"], entry["spread"]
-    ratio = sizes[-1] // sizes[0]
-    span = f"{'an' if str(ratio).startswith('8') or ratio in (11, 18) else 'a'} {ratio}x {label} range"
-    if spread is None:
-        return f"an undefined amount across {span} (a size has no optimum: every run diverged)"
-    text = (
-        f"{spread:.2f} log2 units across {span} (from {optima[0]:.2f} at {label} {sizes[0]} to "
-        f"{optima[-1]:.2f} at {sizes[-1]})"
-    )
-    if any(entry["at_edge"]):
-        text += ", not a measurement: an optimum is at the grid's edge and may lie outside it"
-    return text
-
-
-def _machine(machine: dict[str, Any] | None) -> str:
-    """A machine in words: its accelerator (or CPU), backend and jax."""
-    if not machine:
-        return "a machine not recorded"
-    device = machine.get("device_kind") if machine.get("backend") != "cpu" else None
-    return (f"{device or machine['cpu']} ({machine['cpu_count']} CPU cores, {machine['backend']}, "
-            f"jax {machine['jax']})")  # fmt: skip
-
-
-def markdown(summary: dict[str, Any]) -> str:
-    """``summary.md``: the optimal log2 learning rate per size and arm, the spreads, what they show."""
-    s = summary["settings"]
-    arms = s["arms"]
-    machine = summary["machine"]
-    mode = " --quick" if summary["quick"] else ""
-    lines = [
-        "# μTransfer: the optimal learning rate across width, depth, batch size and training length",
-        "",
-        f"Generated by `python -m experiments mutransfer{mode}` on {_machine(machine)}, {summary['seconds']:.0f} s"
-        + (" **(partial run: interrupted; `--resume` continues it)**" if summary["partial"] else "")
-        + "; each sweep says where its arms ran.",
-        "",
-        f"Adam, a constant learning rate (no weight decay but in the batch and steps sweeps); {s['seeds']} seeds "
-        f"per learning rate (key {s['key']}). "
-        "Figure of merit: the training loss averaged over the last 10% of the steps, then over the seeds (a "
-        "diverged run counts as +inf); the optimal log2 learning rate of a size is the vertex of the parabola "
-        "through the best grid point and its two neighbours (SPEC §10); *(edge)*: the best point is at the grid's "
-        "edge, the optimum may lie outside it. Spread: max − min of the optimum across sizes.",
-        "",
-    ]
-    texts = {
-        "mlp": ("MLP on MNIST", "mlp_sp", "width"),
-        "transformer": ("pre-LN Transformer on Hamlet's characters", "transformer_sp", "width"),
-        "depth": ("pre-LN Transformer on Hamlet's characters, over depth", "depth_none", "depth"),
-        "batch": ("MLP on MNIST, over batch size", "batch_mup", "batch size"),
-        "steps": ("MLP on MNIST, over training length", "steps_mup", "steps"),
-    }
-    findings = []
-    ran_on = summary.get("machines", {})
-    for sweep in SWEEPS:
-        title, first, label = texts[sweep]
-        a = arms[first]
-        grid = a["log2_lrs"]
-        lines += [f"## {title}", ""]
-        where = {_machine(ran_on.get(f"{sweep}_{arm}")) for arm in ARMS[sweep] if f"{sweep}_{arm}" in ran_on}
-        if where:
-            lines += [f"Ran on {' and '.join(sorted(where))}.", ""]
-        if sweep == "mlp":
-            lines.append(f"{a['hidden_layers']} ReLU layers of the width, 784 -> 10, base width {a['base']}; "
-                         f"{a['steps']} steps of batch {a['batch_size']}; data: {a['data']}.")  # fmt: skip
-        elif sweep == "transformer":
-            lines.append(f"{a['layers']} blocks, 4 heads, learned positions, base width {a['base']}, query not zeroed "
-                         f"(SP and μP are the same network at the base width); {a['steps']} steps of "
-                         f"{a['batch_size']} windows of {a['length']} characters; data: {a['data']}.")  # fmt: skip
-        elif sweep in SWEPT:
-            fixed = (f"{a['steps']} steps, batch sizes {a['sizes'][0]} to {a['sizes'][-1]}" if sweep == "batch"
-                     else f"batch {a['batch_size']}, {a['sizes'][0]} to {a['sizes'][-1]} steps")  # fmt: skip
-            rule = ("learning rate and decay times sqrt(B / " + str(a["base"]) + ")" if sweep == "batch"
-                    else f"decay times {a['base']} / T")  # fmt: skip
-            lines.append(f"The MLP ({a['hidden_layers']} ReLU layers) at width {a['width']}, μP against base width "
-                         f"{a['base_width']}; {fixed}; AdamW with weight decay {a['weight_decay']} (μP's, "
-                         f"independent of the LR multipliers) at every size, against the same with the rule "
-                         f"(`mup.adamw(..., {sweep}=(size, {a['base']}))`: {rule}); the figure of merit is each "
-                         "run's own last 10% of steps.")  # fmt: skip
-        else:
-            lines.append(f"Width {a['width']}, base depth {a['base']}, μP's model at its base width (every width "
-                         f"rule the identity); CompleteP: residual branches times (L / {a['base']})^-1, Adam ε times "
-                         f"(L / {a['base']})^-1 inside the blocks; {a['steps']} steps of {a['batch_size']} windows of "
-                         f"{a['length']} characters.")  # fmt: skip
-        lines += ["", f"log2 learning rates {grid[0]:g} to {grid[-1]:g} in steps of {grid[1] - grid[0]:g}.", ""]
-        entries = summary[sweep]
-        if not entries:
-            lines += ["(not run)", ""]
-            continue
-        key = UNITS[sweep]
-        sizes = next(iter(entries.values()))[key]
-        lines += [
-            f"| {'arm'} | " + " | ".join(f"{label} {v}" for v in sizes) + " | spread |",
-            "|---" * (len(sizes) + 2) + "|",
-        ]
-        for arm in ARMS[sweep]:
-            if arm not in entries:
-                continue
-            e = entries[arm]
-            cells = [_cell(v, edge) for v, edge in zip(e["optimal_log2_lr"], e["at_edge"], strict=True)]
-            spread = "—" if e["spread"] is None else f"{e['spread']:.2f}"
-            lines.append(f"| {ARM_TITLES[arm]} | " + " | ".join(cells) + f" | {spread} |")
-        lines += ["", f"![{sweep}]({sweep}.png)", ""]
-        if len(entries) == 2:
-            names = ARMS[sweep]
-            findings.append(
-                f"- {title}: {ARM_TITLES[names[1]]}'s optimum moves by {_moves(entries[names[1]], key, label)}; "
-                f"{ARM_TITLES[names[0]]}'s by {_moves(entries[names[0]], key, label)}."
-            )
-    if findings:
-        lines += ["## What the data show", "", *findings, ""]
-    return "\n".join(lines)
 
 
 __all__ = [

@@ -50,6 +50,8 @@ COORD_PARAMETRIZATIONS = ("sp", "mup")
 _TRANSFORMER = _width_models.Transformer  # its defaults: depth, heads
 #: The fixed width of a reference Transformer's depth sweep (``--sweep depth``).
 DEPTH_WIDTH = 64
+#: lr-transfer's training steps and batch size where they are not the swept sizes.
+TRANSFER_STEPS, TRANSFER_BATCH = 200, 32
 
 
 def _model_help(command: str) -> str:
@@ -70,18 +72,23 @@ def _shared_arguments(p: argparse.ArgumentParser, command: str, steps: int) -> N
     """The arguments every μP command takes, with the same names and meaning."""
     p.add_argument("--model", default=None if command == "lr-transfer" else "mlp", required=command == "lr-transfer",
                    help=_model_help(command))  # fmt: skip
+    transfer = command == "lr-transfer"
     p.add_argument("--sizes", "--widths", dest="sizes", metavar="S,S,...", default="64,128,256,512,1024",
-                   help="widths, or numbers of blocks with --sweep depth (--widths: its earlier name; default "
-                   "64,128,256,512,1024)")  # fmt: skip
+                   help="widths, or numbers of blocks with --sweep depth"
+                   + (", batch sizes with --sweep batch, numbers of steps with --sweep steps" if transfer else "")
+                   + " (--widths: its earlier name; default 64,128,256,512,1024)")  # fmt: skip
     p.add_argument("--base", "--base-width", dest="base", metavar="S", type=tooling.positive_int,
                    help="the size where μP is the identity (--base-width: its earlier name; default: the smallest "
                    "size)")  # fmt: skip
-    p.add_argument("--sweep", default="width", choices=("width", "depth"), help="width (default) or depth")
+    sweeps = ("width", "depth", "batch", "steps") if transfer else ("width", "depth")
+    p.add_argument("--sweep", default="width", choices=sweeps, help=f"{', '.join(sweeps[:-1])} or {sweeps[-1]} "
+                   "(default width)")  # fmt: skip
     p.add_argument("--alpha", type=float, help="depth sweeps: the depth exponent (1/2: depth-μP, 1: CompleteP)")
     p.add_argument("--blocks", help="depth sweeps of a user's model: path globs of the residual blocks' parameters")
     p.add_argument("--optimizer", default="adam", choices=("adam", "sgd"),
                    help="adam (no weight decay) or sgd (no momentum)")  # fmt: skip
-    p.add_argument("--steps", type=tooling.positive_int, default=steps, help=f"training steps (default {steps})")
+    p.add_argument("--steps", type=tooling.positive_int, default=None if transfer else steps,
+                   help=f"training steps (default {steps})")  # fmt: skip
     p.add_argument("--seeds", type=at_least_two, default=8 if command != "lr-transfer" else 3,
                    help="models per size and learning rate, at least 2")  # fmt: skip
     p.add_argument("--key", metavar="K", type=int, default=0, help="PRNG seed of the models and the batch (Philox; "
@@ -136,11 +143,13 @@ def add_commands(sub: Any) -> None:
         "--log2-lrs trained --steps steps from --seeds seeds at every size; prints each size's optimal log2 "
         "learning rate and the spread across sizes (small when the learning rate transfers).",
     )
-    _shared_arguments(p, "lr-transfer", steps=200)
+    _shared_arguments(p, "lr-transfer", steps=TRANSFER_STEPS)
     p.add_argument("--log2-lrs", default="-12,-11,-10,-9,-8,-7,-6,-5,-4,-3",
                    help="the grid of log2 learning rates, written --log2-lrs=-10,-9,-8 (a value that starts with "
                    "'-' needs the '='; default -12 to -3)")  # fmt: skip
-    p.add_argument("--batch-size", type=tooling.positive_int, default=32, help="rows per step (default 32)")
+    p.add_argument("--batch-size", type=tooling.positive_int, help=f"rows per step (default {TRANSFER_BATCH})")
+    p.add_argument("--width", metavar="W[,BASE]", help="--sweep batch or steps: the model's width, and the base width "
+                   "μP scales it against (default: the width itself)")  # fmt: skip
     p.add_argument("--param", default="mup", choices=COORD_PARAMETRIZATIONS, help="mup (default) or sp")
     p.add_argument("--plot", type=Path, help="write the loss against log2 LR per size (Figure 1's layout)")
 
@@ -230,10 +239,11 @@ def _check_flags(args, builtin: bool, sizes: Sequence[int], base: int) -> None:
         raise tooling.UsageError("--alpha is for --sweep depth")
     if args.sweep == "depth" and args.model == "mlp":
         raise tooling.UsageError("--sweep depth needs residual blocks: --model transformer or a factory")
-    if args.model == "transformer" and args.sweep == "width":
+    if args.model == "transformer" and args.sweep in ("width", "batch", "steps"):
         heads = _TRANSFORMER.heads
         if bad := [w for w in dict.fromkeys([*sizes, base]) if w % heads]:
-            raise tooling.UsageError(f"--sizes and --base must be multiples of {heads} for --model transformer "
+            names = "--sizes and --base" if args.sweep == "width" else "--width"
+            raise tooling.UsageError(f"{names} must be multiples of {heads} for --model transformer "
                                      f"({heads} attention heads), got {bad}")  # fmt: skip
 
 
@@ -369,6 +379,28 @@ def run_verify(args) -> int:
     return 0 if verdict.ok else 1
 
 
+def _transfer_budget(args) -> tuple[int | None, int | None, tuple[int, int] | None]:
+    """lr-transfer's ``(steps, batch_size, width)``: the swept one ``None``, the others given or
+    their defaults; ``width`` ``(W, base W)`` for batch and steps sweeps."""
+    fixed = {"batch": "--batch-size", "steps": "--steps"}
+    if args.sweep in fixed and (args.batch_size if args.sweep == "batch" else args.steps) is not None:
+        raise tooling.UsageError(f"{fixed[args.sweep]} is what --sweep {args.sweep} sweeps: give its values as "
+                                 "--sizes")  # fmt: skip
+    steps = None if args.sweep == "steps" else args.steps or TRANSFER_STEPS
+    batch_size = None if args.sweep == "batch" else args.batch_size or TRANSFER_BATCH
+    if args.sweep not in fixed:
+        if args.width is not None:
+            raise tooling.UsageError(f"--width is for --sweep batch or steps (with --sweep {args.sweep} the sizes "
+                                     "are the model's)")  # fmt: skip
+        return steps, batch_size, None
+    if args.width is None:
+        raise tooling.UsageError(f"--sweep {args.sweep} needs --width W (or W,BASE): the model's width")
+    width = int_list(args.width, "--width")
+    if len(width) not in (1, 2):
+        raise tooling.UsageError(f"--width must be W or W,BASE, got {args.width!r}")
+    return steps, batch_size, (width[0], width[-1])
+
+
 def run_lr_transfer(args) -> int:
     """``python -m mc lr-transfer``: :func:`mc.lr_transfer` on ``--data``."""
     from mc import _transfer
@@ -381,9 +413,12 @@ def run_lr_transfer(args) -> int:
         log2_lrs = [float(v) for v in args.log2_lrs.split(",") if v.strip()]
     except ValueError:
         raise tooling.UsageError(f"--log2-lrs must be comma-separated numbers, got {args.log2_lrs!r}") from None
+    args.steps, args.batch_size, width = _transfer_budget(args)
     use_compilation_cache(args.compilation_cache)
     key = _keys.as_key(args.key, "philox")
-    models, inputs, targets, _, blocks = models_and_batch(args, [args.param], sizes, base, key)
+    # a batch or steps sweep's model is the one at --width, μP against the base width
+    model_sizes, model_base = ([width[0]], width[1]) if width else (sizes, base)
+    models, inputs, targets, _, blocks = models_and_batch(args, [args.param], model_sizes, model_base, key)
 
     def progress(size: int, merit: list[list[float]]) -> None:
         if not args.quiet:
@@ -395,16 +430,19 @@ def run_lr_transfer(args) -> int:
             models[args.param], sizes, log2_lrs, inputs, targets, base=base, parametrization=args.param,
             optimizer=args.optimizer, steps=args.steps, batch_size=args.batch_size, seeds=args.seeds, key=key,
             sweep=args.sweep, alpha=args.alpha, blocks=blocks if args.alpha is not None else None, on_size=progress,
+            width=width,
         )  # fmt: skip
     except (ValueError, TypeError) as err:
         raise tooling.UsageError(str(err)) from None
     elapsed = time.perf_counter() - start
-    print(f"\n{'size':>6}  optimal log2 LR")
+    label = {"batch": "batch", "steps": "steps", "depth": "depth"}.get(args.sweep, "width")
+    print(f"\n{label:>6}  optimal log2 LR")
     for size, optimum, edge in zip(result.sizes, result.optimal_log2_lr, result.at_edge, strict=True):
         print(f"{size:>6}  {optimum:7.2f}{'  (at the grid edge)' if edge else ''}")
     print(f"spread: {result.spread:.2f} (log2)  [{elapsed:.1f} s]")
     if args.json:
-        settings = {**_settings(args, sizes, base, key, inputs), "log2_lrs": log2_lrs, "param": args.param}
+        settings = {**_settings(args, sizes, base, key, inputs), "log2_lrs": log2_lrs, "param": args.param,
+                    "batch_size": args.batch_size, "width": list(width) if width else None}  # fmt: skip
         tooling.write_json(args.json, {"settings": settings, "result": result.to_dict(), "seconds": elapsed,
                                        "machine": tooling.machine()})  # fmt: skip
     if args.plot:

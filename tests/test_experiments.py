@@ -327,6 +327,9 @@ def test_demo_quick_run_reproduces_the_stored_summary_format(demo, folder, tmp_p
         (["mutransfer", "--quick", "--seeds", "5"], "needs at least two seeds"),
         (["mutransfer", "--quick", "--sweeps", "mlp,width"], "--sweeps must be comma-separated names of mlp,"),
         (["residual", "--sweeps", "mlp"], "--sweeps do(es) not apply to residual"),
+        (["residual", "--arms", "sp"], "--arms do(es) not apply to residual"),
+        (["mutransfer", "--quick", "--arms", "muon"], "--arms must be comma-separated arms of the sweeps run"),
+        (["mutransfer", "--quick", "--sweeps", "batch", "--arms", "muon_sp"], "(mup, mup_rule), got 'muon_sp'"),
     ],
 )
 def test_demo_flags_that_do_not_apply_exit_2(argv, message, capsys):
@@ -338,18 +341,18 @@ def test_demo_flags_that_do_not_apply_exit_2(argv, message, capsys):
 # --- mutransfer ----------------------------------------------------------------------------------
 
 
-SUMMARY_SWEEPS = (("mlp", ("sp", "mup"), "widths"), ("transformer", ("sp", "mup"), "widths"),
+SUMMARY_SWEEPS = (("mlp", ("sp", "mup", "muon_sp", "muon_mup"), "widths"),
+                  ("transformer", ("sp", "mup", "muon_sp", "muon_mup"), "widths"),
                   ("depth", ("completep", "none"), "depths"), ("batch", ("mup", "mup_rule"), "batch_sizes"),
                   ("steps", ("mup", "mup_rule"), "steps"))  # fmt: skip
 
 
-def _summary_shape(summary: dict, ran: tuple[str, ...]) -> None:
+def _summary_shape(summary: dict, ran: dict[str, tuple[str, ...]] | None = None) -> None:
     """summary.json's structure: per sweep and arm, the sizes, an optimum per size, edges, spread;
-    the sweeps not ``ran`` empty; every arm's machine."""
+    only the arms ``ran`` (default: every arm of every sweep); every arm's machine."""
     for sweep, arms, unit in SUMMARY_SWEEPS:
-        assert set(summary[sweep]) == (set(arms) if sweep in ran else set()), sweep
-        if sweep not in ran:
-            continue
+        arms = arms if ran is None else ran.get(sweep, ())
+        assert set(summary[sweep]) == set(arms), sweep
         assert {f"{sweep}_{arm}" for arm in arms} <= set(summary["machines"])
         for arm in arms:
             entry = summary[sweep][arm]
@@ -364,7 +367,7 @@ def _summary_shape(summary: dict, ran: tuple[str, ...]) -> None:
 
 
 def test_the_stored_mutransfer_summary_has_every_sweep():
-    _summary_shape(strict_json(RESULTS / "mutransfer" / "summary.json"), tuple(s for s, _, _ in SUMMARY_SWEEPS))
+    _summary_shape(strict_json(RESULTS / "mutransfer" / "summary.json"))
 
 
 def test_mutransfer_resume_refuses_other_settings(tmp_path, capsys):
@@ -379,7 +382,7 @@ def test_mutransfer_resume_refuses_other_settings(tmp_path, capsys):
 
 @pytest.mark.slow  # a quick run of two sweeps (eight compiled programs, about a minute on a CPU): CI's second tier
 def test_mutransfer_quick_run_ctrl_c_and_resume(tmp_path, monkeypatch):
-    """``--quick --sweeps transformer,batch`` writes those arms' JSON, the plots, summary.json in
+    """``--quick --sweeps transformer,batch`` (their Adam arms) writes those arms' JSON, the plots, summary.json in
     its documented structure and summary.md; a Ctrl-C after a size keeps it (exit 130, summary
     marked partial), and ``--resume`` trains only what is missing and ends where an
     uninterrupted run would. Another run of other sweeps keeps these in its summary."""
@@ -400,8 +403,8 @@ def test_mutransfer_quick_run_ctrl_c_and_resume(tmp_path, monkeypatch):
 
         return lr_transfer
 
-    argv = ["mutransfer", "--quick", "--seeds", "3,4", "--out", str(tmp_path), "--quiet", "--sweeps",
-            "batch,transformer"]  # fmt: skip
+    common = ["mutransfer", "--quick", "--seeds", "3,4", "--out", str(tmp_path), "--quiet"]
+    argv = [*common, "--arms", "sp,mup,mup_rule", "--sweeps", "batch,transformer"]  # the Adam arms
     with monkeypatch.context() as m:
         m.setattr(mc, "lr_transfer", counting(stop_after=("transformer", "width", "sp", "adam")))
         assert _cli.main(argv) == 130
@@ -423,7 +426,8 @@ def test_mutransfer_quick_run_ctrl_c_and_resume(tmp_path, monkeypatch):
     assert rules == {"_decayed_adamw", "_batch_rule"}
     summary = strict_json(tmp_path / "summary.json")
     assert not summary["partial"] and summary["quick"]
-    _summary_shape(summary, ("transformer", "batch"))
+    adam = {"transformer": ("sp", "mup"), "batch": ("mup", "mup_rule")}
+    _summary_shape(summary, adam)
     for name in ("transformer_sp", "transformer_mup", "batch_mup", "batch_mup_rule"):
         doc = strict_json(tmp_path / f"{name}.json")
         assert not doc["partial"] and doc["result"]["seeds"] == 2 and doc["machine"]["cpu"]
@@ -441,6 +445,40 @@ def test_mutransfer_quick_run_ctrl_c_and_resume(tmp_path, monkeypatch):
     trained.clear()
     with monkeypatch.context() as m:
         m.setattr(mc, "lr_transfer", counting())
-        assert _cli.main([*argv[:-1], "steps"]) == 0
+        assert _cli.main([*common, "--sweeps", "steps"]) == 0
     assert {t[1] for t in trained} == {"steps"}
-    _summary_shape(strict_json(tmp_path / "summary.json"), ("transformer", "batch", "steps"))
+    _summary_shape(strict_json(tmp_path / "summary.json"), {**adam, "steps": ("mup", "mup_rule")})
+
+
+@pytest.mark.slow  # a quick run of the MLP's Muon arms (four compiled programs)
+def test_mutransfer_muon_arms_quick_run(tmp_path):
+    """``--arms muon_sp,muon_mup``: optax's Muon under SP and mup.muon under μP, their own sizes and
+    grid, figure and table; summary.json holds them beside the sweep's other arms."""
+    argv = ["mutransfer", "--quick", "--seeds", "3,4", "--out", str(tmp_path), "--quiet", "--sweeps", "mlp",
+            "--arms", "muon_sp,muon_mup"]  # fmt: skip
+    assert _cli.main(argv) == 0
+    summary = strict_json(tmp_path / "summary.json")
+    _summary_shape(summary, {"mlp": ("muon_sp", "muon_mup")})
+    arms = summary["settings"]["arms"]
+    assert (arms["mlp_muon_sp"]["optimizer"], arms["mlp_muon_mup"]["optimizer"]) == ("optax.contrib.muon", "mup.muon")
+    assert arms["mlp_muon_mup"]["log2_lrs"] != arms["mlp_mup"]["log2_lrs"]  # Muon's own grid
+    assert (tmp_path / "mlp_muon.png").stat().st_size > 1000 and not (tmp_path / "mlp.png").exists()
+    text = (tmp_path / "summary.md").read_text()
+    assert "### MLP on MNIST, Muon" in text and "| optax's Muon (SP) |" in text and "| mup.muon (μP) |" in text
+    assert "MLP on MNIST, Muon: mup.muon (μP)'s optimum moves by" in text
+
+
+@pytest.mark.parametrize(
+    "arm,parametrization,module", [("muon_sp", "sp", "optax.contrib"), ("muon_mup", "mup", "flaxinit.mup")]
+)
+def test_the_muon_arms_train_their_optimizer_under_their_parametrization(arm, parametrization, module, monkeypatch):
+    from experiments import mutransfer
+
+    cfg = mutransfer.QUICK
+    data = mutransfer.Data(np.zeros((4, 784), np.float32), np.zeros(4, np.int32), "zeros")
+    _, kwargs = mutransfer.sweep_call("mlp", arm, cfg, data)
+    assert kwargs["parametrization"] == parametrization and kwargs["steps"] == cfg.muon["mlp"].steps
+    called = []
+    monkeypatch.setattr(f"{module}.muon", lambda *args, **kw: called.append((args, kw)) or "tx")
+    assert kwargs["optimizer"](0.25, "shapes") == "tx"
+    assert called == ([((0.25,), {})] if arm == "muon_sp" else [((0.25,), {"shapes": "shapes"})])

@@ -367,3 +367,53 @@ def test_a_depth_width_model_must_agree_with_the_sweep():
     with pytest.raises(ValueError, match="base=4 but the model's branch multiplier has base_depth=2"):
         mc.lr_transfer(model, [2, 4], GRID, tokens, tokens, base=4, steps=1, batch_size=2, sweep="depth", alpha=1.0,
                        blocks="block_*")  # fmt: skip
+
+
+# --- python -m mc lr-transfer --sweep batch|steps --------------------------------------------------
+
+
+def _data_file(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, inputs=np.asarray(X), targets=np.asarray(Y))
+    return path
+
+
+@pytest.mark.slow  # two sweeps' programs (10-20 s on a CPU)
+@pytest.mark.parametrize("sweep,sizes,fixed", [("batch", (4, 8), {"steps": 5}), ("steps", (5, 10), {"batch_size": 8})])
+def test_the_command_sweeps_batch_sizes_and_steps_as_lr_transfer_does(sweep, sizes, fixed, tmp_path, capsys):
+    from mc import _cli, _keys
+
+    out = tmp_path / "t.json"
+    flags = [f"--{name.replace('_', '-')}" for name in fixed] + [str(v) for v in fixed.values()]
+    argv = ["lr-transfer", "--model", "mlp", "--sweep", sweep, "--width", "16,8", "--sizes", ",".join(map(str, sizes)),
+            "--data", str(_data_file(tmp_path)), "--log2-lrs=-7,-5,-3", "--seeds", "2", "--key", "3", "--quiet",
+            "--compilation-cache", "none", "--json", str(out), flags[0], flags[1]]  # fmt: skip
+    assert _cli.main(argv) == 0
+    doc = json.loads(out.read_text())
+    # the command's model is mc.width_model("mlp") at width 16, μP against width 8, its key Philox's
+    budget = {"steps": None, "batch_size": None, **fixed}
+    want = mc.lr_transfer(mc.width_model("mlp"), sizes, GRID, X, Y, base=sizes[0], sweep=sweep, width=(16, 8),
+                          seeds=2, key=_keys.as_key(3, "philox"), **budget)  # fmt: skip
+    assert doc["result"] == json.loads(json.dumps(to_json(want.to_dict())))
+    assert doc["settings"]["width"] == [16, 8] and doc["settings"][{"batch": "batch_size"}.get(sweep, sweep)] is None
+    assert f"{sweep:>6}  optimal log2 LR" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags,match",
+    [
+        (["--sweep", "batch", "--width", "16", "--batch-size", "8"], "--batch-size is what --sweep batch sweeps"),
+        (["--sweep", "steps", "--width", "16", "--steps", "8"], "--steps is what --sweep steps sweeps"),
+        (["--sweep", "batch"], "--sweep batch needs --width W"),
+        (["--width", "16"], "--width is for --sweep batch or steps"),
+        (["--sweep", "steps", "--width", "16,8,4"], "--width must be W or W,BASE"),
+        (["--sweep", "steps", "--width", "18,8", "--model", "transformer"], "--width must be multiples of 4"),
+    ],
+)
+def test_the_commands_batch_and_steps_sweeps_refuse_what_does_not_fit(flags, match, tmp_path, capsys):
+    from mc import _cli
+
+    argv = ["lr-transfer", "--model", "mlp", "--sizes", "4,8", "--data", str(_data_file(tmp_path)), "--quiet", *flags]
+    assert _cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err
