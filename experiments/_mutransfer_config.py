@@ -58,8 +58,8 @@ def _grid(low: int, high: int) -> tuple[float, ...]:
 
 #: The measured run. Adam's width and depth sweeps are sized for an accelerator (those stored ran
 #: on one GPU): MLP widths over 16x, Transformer widths over 8x. The batch and steps sweeps run on
-#: a CPU in minutes, over 8x. The Muon arms keep the width ratios (16x, 8x) from a base of 32 and
-#: train shorter, so that they run on a CPU within the hour: Newton–Schulz takes about fifteen
+#: a CPU in minutes, over 8x. The Muon arms keep the width ratios (16x, 8x) from a base of 16 and
+#: train shorter, so that they run on a CPU in about half an hour: Newton–Schulz takes about fifteen
 #: products of a matrix's smaller side cubed per step, which at the Adam arms' largest widths makes
 #: a Muon step many times an Adam step on a CPU. Ten log2 learning rates each (wide enough that
 #: every optimum, SP's drifting ones included, is inside), three seeds.
@@ -70,8 +70,8 @@ DEFAULT = Config(
     batch=SweepConfig((32, 64, 128, 256), 32, _grid(-12, -3), steps=400, batch_size=32, width=256, base_width=64),
     steps=SweepConfig((100, 200, 400, 800), 100, _grid(-12, -3), steps=100, batch_size=64, width=256, base_width=64),
     muon={
-        "mlp": SweepConfig((32, 64, 128, 256, 512), 32, _grid(-10, -1), steps=200, batch_size=128),
-        "transformer": SweepConfig((32, 64, 128, 256), 32, _grid(-10, -1), steps=100, batch_size=32),
+        "mlp": SweepConfig((16, 32, 64, 128, 256), 16, _grid(-10, -1), steps=200, batch_size=128),
+        "transformer": SweepConfig((16, 32, 64, 128), 16, _grid(-10, -1), steps=100, batch_size=32),
     },
     length=32,
     seeds=3,
