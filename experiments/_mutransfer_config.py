@@ -104,6 +104,14 @@ def config(quick: bool, seeds: Sequence[int] | None = None) -> Config:
     return cfg
 
 
+def arm_groups(sweep: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """A sweep's arms by optimizer, each group one figure and one table, with the figure's name:
+    ``(sweep, Adam's arms)``, then ``(sweep + "_muon", the Muon arms)`` where it has them."""
+    adam = tuple(arm for arm in ARMS[sweep] if arm not in MUON_ARMS)
+    muon = tuple(arm for arm in ARMS[sweep] if arm in MUON_ARMS)
+    return tuple((name, group) for name, group in ((sweep, adam), (f"{sweep}_muon", muon)) if group)
+
+
 def sweep_config(cfg: Config, sweep: str, arm: str) -> SweepConfig:
     """The sizes, grid and budget of one arm: its sweep's, or a Muon arm's own."""
     return cfg.muon[sweep] if arm in MUON_ARMS else getattr(cfg, sweep)

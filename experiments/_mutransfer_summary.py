@@ -6,7 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 import mc
-from experiments._mutransfer_config import ARM_TITLES, ARMS, MUON_ARMS, SWEEPS, SWEPT, UNITS, WEIGHT_DECAY, Config
+from experiments._mutransfer_config import (
+    ARM_TITLES,
+    MUON_ARMS,
+    SWEEPS,
+    SWEPT,
+    UNITS,
+    WEIGHT_DECAY,
+    Config,
+    arm_groups,
+)
 from flaxinit import tooling
 
 
@@ -180,16 +189,15 @@ def markdown(summary: dict[str, Any]) -> str:
     findings = []
     for sweep in SWEEPS:
         title, first, label = _TEXTS[sweep]
-        adam = tuple(arm for arm in ARMS[sweep] if arm not in MUON_ARMS)
         lines += [f"## {title}", "", _describe(sweep, s["arms"][first]), ""]
-        lines += _table(summary, sweep, adam, label, sweep)
-        findings += _finding(summary, sweep, adam, title, label)
-        if any(arm in MUON_ARMS for arm in ARMS[sweep]):
-            m = s["arms"][f"{sweep}_{MUON_ARMS[0]}"]
-            lines += [f"### {title}, Muon", "", _MUON_TEXT + f"Widths {m['sizes'][0]} to {m['sizes'][-1]}, base "
-                      f"{m['base']}; {m['steps']} steps of batch {m['batch_size']}.", ""]  # fmt: skip
-            lines += _table(summary, sweep, MUON_ARMS, label, f"{sweep}_muon")
-            findings += _finding(summary, sweep, MUON_ARMS, f"{title}, Muon", label)
+        for figure, group in arm_groups(sweep):
+            heading = title
+            if group[0] in MUON_ARMS:  # their own sizes and budget: said under their own heading
+                heading, m = f"{title}, Muon", s["arms"][f"{sweep}_{group[0]}"]
+                lines += [f"### {heading}", "", _MUON_TEXT + f"Widths {m['sizes'][0]} to {m['sizes'][-1]}, base "
+                          f"{m['base']}; {m['steps']} steps of batch {m['batch_size']}.", ""]  # fmt: skip
+            lines += _table(summary, sweep, group, label, figure)
+            findings += _finding(summary, sweep, group, heading, label)
     if findings:
         lines += ["## What the data show", "", *findings, ""]
     return "\n".join(lines)

@@ -40,7 +40,8 @@ stops the run (a size in progress is lost) and writes a summary marked partial;
 size's bits depend only on the key and that size). ``--seeds a,b,c``: their number is the
 runs per learning rate, the first is the key. ``--sweeps batch,steps`` runs those sweeps
 only, ``--arms muon_sp,muon_mup`` those arms of them; the summary holds the others from their
-saved arms where those are complete and were run with the same settings. Each arm's JSON records the machine it ran on.
+saved arms where those are complete and were run with the same settings. Each arm's JSON
+records the machine it ran on.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from experiments._mutransfer_config import (
     WEIGHT_DECAY,
     Config,
     SweepConfig,
+    arm_groups,
     chosen_arms,
     config,
     sweep_config,
@@ -110,22 +112,20 @@ def sweep_call(sweep: str, arm: str, cfg: Config, data: Data) -> tuple[Any, dict
     s: SweepConfig = sweep_config(cfg, sweep, arm)
     common = {"base": s.base, "optimizer": "adam", "steps": s.steps, "batch_size": s.batch_size, "seeds": cfg.seeds,
               "key": cfg.key, "loss": "xent"}  # fmt: skip
-    if arm in MUON_ARMS:
-        parametrization = "mup" if arm == "muon_mup" else "sp"
-        common.update(parametrization=parametrization, optimizer=_MUONS[arm])
-    else:
-        common["parametrization"] = arm  # width sweeps; the others set their own below
-    if sweep == "mlp":
-        return mc.width_model("mlp", common["parametrization"], out_features=10), common
+    if sweep in ("mlp", "transformer"):  # SP against μP: with Adam, or with Muon in the Muon arms
+        muon = arm in MUON_ARMS
+        parametrization = ("mup" if arm == "muon_mup" else "sp") if muon else arm
+        kwargs = {**common, "parametrization": parametrization, **({"optimizer": _MUONS[arm]} if muon else {})}
+        if sweep == "mlp":
+            return mc.width_model("mlp", parametrization, out_features=10), kwargs
+        model = mc.width_model("transformer", parametrization, vocab=data.vocab, base_width=s.base, depth=s.layers,
+                               max_length=cfg.length)  # fmt: skip
+        return model, kwargs
     if sweep in SWEPT:
         optimizer = _RULES[sweep] if arm == "mup_rule" else _decayed_adamw
         kwargs = {**common, SWEPT[sweep]: None, "parametrization": "mup", "sweep": sweep,
                   "width": (s.width, s.base_width), "optimizer": optimizer}  # fmt: skip
         return mc.width_model("mlp", "mup", out_features=10), kwargs
-    if sweep == "transformer":
-        model = mc.width_model("transformer", common["parametrization"], vocab=data.vocab, base_width=s.base,
-                               depth=s.layers, max_length=cfg.length)  # fmt: skip
-        return model, common
     alpha = 1.0 if arm == "completep" else None
     model = mc.width_model("transformer", "mup", sweep="depth", alpha=alpha, base_depth=s.base, vocab=data.vocab,
                            width=s.width, base_width=s.width, max_length=cfg.length)  # fmt: skip
@@ -302,20 +302,15 @@ def run(
         partial = True
         log("interrupted: the finished sizes are saved; run again with --resume to continue")
     for sweep in SWEEPS:
-        for group, suffix in ((_adam_arms(sweep), ""), (MUON_ARMS, "_muon")):
-            finished = [arm for arm in ARMS[sweep] if arm in group and arm in results[sweep]]
+        for figure, group in arm_groups(sweep):
+            finished = [arm for arm in group if arm in results[sweep]]
             if finished:
-                mc.plot_transfer([results[sweep][arm] for arm in finished], out / f"{sweep}{suffix}.png",
+                mc.plot_transfer([results[sweep][arm] for arm in finished], out / f"{figure}.png",
                                  titles=[f"{sweep}: {ARM_TITLES[arm]}" for arm in finished])  # fmt: skip
     summary = summarize(results, cfg, quick, partial, time.perf_counter() - start, arm_settings, machines)
     tooling.write_json(out / "summary.json", summary)
     tooling.write_text(out / "summary.md", markdown(summary).rstrip("\n") + "\n")
     return summary
-
-
-def _adam_arms(sweep: str) -> tuple[str, ...]:
-    """A sweep's arms trained with Adam (one figure and one table; the Muon arms have theirs)."""
-    return tuple(arm for arm in ARMS[sweep] if arm not in MUON_ARMS)
 
 
 def _fmt_list(values: Sequence[float]) -> str:

@@ -435,8 +435,7 @@ def run_lr_transfer(args) -> int:
     except (ValueError, TypeError) as err:
         raise tooling.UsageError(str(err)) from None
     elapsed = time.perf_counter() - start
-    label = {"batch": "batch", "steps": "steps", "depth": "depth"}.get(args.sweep, "width")
-    print(f"\n{label:>6}  optimal log2 LR")
+    print(f"\n{args.sweep:>6}  optimal log2 LR")
     for size, optimum, edge in zip(result.sizes, result.optimal_log2_lr, result.at_edge, strict=True):
         print(f"{size:>6}  {optimum:7.2f}{'  (at the grid edge)' if edge else ''}")
     print(f"spread: {result.spread:.2f} (log2)  [{elapsed:.1f} s]")
