@@ -115,7 +115,7 @@ def sweep_call(sweep: str, arm: str, cfg: Config, data: Data) -> tuple[Any, dict
     if sweep in ("mlp", "transformer"):  # SP against μP: with Adam, or with Muon in the Muon arms
         muon = arm in MUON_ARMS
         parametrization = ("mup" if arm == "muon_mup" else "sp") if muon else arm
-        kwargs = {**common, "parametrization": parametrization, **({"optimizer": _MUONS[arm]} if muon else {})}
+        kwargs = {**common, "parametrization": parametrization, **({"optimizer": _MUONS[arm][1]} if muon else {})}
         if sweep == "mlp":
             return mc.width_model("mlp", parametrization, out_features=10), kwargs
         model = mc.width_model("transformer", parametrization, vocab=data.vocab, base_width=s.base, depth=s.layers,
@@ -144,9 +144,8 @@ def _optax_muon(lr: Any, shapes: Any) -> Any:
     return optax.contrib.muon(lr)
 
 
-_MUONS = {"muon_mup": _mup_muon, "muon_sp": _optax_muon}
-#: How a Muon arm's settings name its optimizer.
-MUON_OPTIMIZERS = {"muon_mup": "mup.muon", "muon_sp": "optax.contrib.muon"}
+#: A Muon arm's optimizer: its name in the arm's settings, and the function mc.lr_transfer calls.
+_MUONS = {"muon_mup": ("mup.muon", _mup_muon), "muon_sp": ("optax.contrib.muon", _optax_muon)}
 
 
 def _decayed_adamw(lr: Any, shapes: Any) -> Any:
@@ -171,7 +170,7 @@ def settings(sweep: str, arm: str, cfg: Config, data: Data) -> dict[str, Any]:
     """What a saved arm was run with: ``--resume`` continues only an arm with the same settings."""
     s: SweepConfig = sweep_config(cfg, sweep, arm)
     out = {"sweep": sweep, "arm": arm, **dataclasses.asdict(s), "seeds": cfg.seeds, "key": cfg.key,
-           "optimizer": MUON_OPTIMIZERS.get(arm, "adam"), "data": data.description}  # fmt: skip
+           "optimizer": _MUONS[arm][0] if arm in _MUONS else "adam", "data": data.description}  # fmt: skip
     if sweep in SWEPT:
         del out[SWEPT[sweep]]  # the sizes
         out.update(hidden_layers=out.pop("layers"), weight_decay=WEIGHT_DECAY, rule=arm == "mup_rule")

@@ -382,13 +382,15 @@ def run_verify(args) -> int:
 def _transfer_budget(args) -> tuple[int | None, int | None, tuple[int, int] | None]:
     """lr-transfer's ``(steps, batch_size, width)``: the swept one ``None``, the others given or
     their defaults; ``width`` ``(W, base W)`` for batch and steps sweeps."""
-    fixed = {"batch": "--batch-size", "steps": "--steps"}
-    if args.sweep in fixed and (args.batch_size if args.sweep == "batch" else args.steps) is not None:
-        raise tooling.UsageError(f"{fixed[args.sweep]} is what --sweep {args.sweep} sweeps: give its values as "
-                                 "--sizes")  # fmt: skip
-    steps = None if args.sweep == "steps" else args.steps or TRANSFER_STEPS
-    batch_size = None if args.sweep == "batch" else args.batch_size or TRANSFER_BATCH
-    if args.sweep not in fixed:
+    from mc._sweep import SWEPT_ARGUMENT  # here, not at import: the parser is built for every command
+
+    swept = SWEPT_ARGUMENT.get(args.sweep)
+    if swept is not None and getattr(args, swept) is not None:
+        raise tooling.UsageError(f"--{swept.replace('_', '-')} is what --sweep {args.sweep} sweeps: give its values "
+                                 "as --sizes")  # fmt: skip
+    steps = None if swept == "steps" else args.steps or TRANSFER_STEPS
+    batch_size = None if swept == "batch_size" else args.batch_size or TRANSFER_BATCH
+    if swept is None:
         if args.width is not None:
             raise tooling.UsageError(f"--width is for --sweep batch or steps (with --sweep {args.sweep} the sizes "
                                      "are the model's)")  # fmt: skip

@@ -382,6 +382,7 @@ def _data_file(tmp_path):
 @pytest.mark.parametrize("sweep,sizes,fixed", [("batch", (4, 8), {"steps": 5}), ("steps", (5, 10), {"batch_size": 8})])
 def test_the_command_sweeps_batch_sizes_and_steps_as_lr_transfer_does(sweep, sizes, fixed, tmp_path, capsys):
     from mc import _cli, _keys
+    from mc._sweep import SWEPT_ARGUMENT
 
     out = tmp_path / "t.json"
     flags = [f"--{name.replace('_', '-')}" for name in fixed] + [str(v) for v in fixed.values()]
@@ -395,7 +396,7 @@ def test_the_command_sweeps_batch_sizes_and_steps_as_lr_transfer_does(sweep, siz
     want = mc.lr_transfer(mc.width_model("mlp"), sizes, GRID, X, Y, base=sizes[0], sweep=sweep, width=(16, 8),
                           seeds=2, key=_keys.as_key(3, "philox"), **budget)  # fmt: skip
     assert doc["result"] == json.loads(json.dumps(to_json(want.to_dict())))
-    assert doc["settings"]["width"] == [16, 8] and doc["settings"][{"batch": "batch_size"}.get(sweep, sweep)] is None
+    assert doc["settings"]["width"] == [16, 8] and doc["settings"][SWEPT_ARGUMENT[sweep]] is None
     assert f"{sweep:>6}  optimal log2 LR" in capsys.readouterr().out
 
 
