@@ -40,15 +40,16 @@ class ProgramCache(Generic[T]):
         self.size = size
         self._programs: collections.OrderedDict[Any, T] = collections.OrderedDict()
 
-    def get(self, key: Any, build: Callable[[], T]) -> T:
+    def get(self, key: Any, build: Callable[[], T], valid: Callable[[T], bool] | None = None) -> T:
         """The program of ``key``, built by ``build()`` if not kept (always, for a key that
-        cannot be hashed: a function among the options is hashed by identity, an array not)."""
+        cannot be hashed: a function among the options is hashed by identity, an array not),
+        or if ``valid`` says the kept one is not (a compilation cancelled or failed)."""
         try:
             key = freeze(key)
             hash(key)
         except TypeError:
             return build()
-        if key not in self._programs:
+        if key not in self._programs or (valid is not None and not valid(self._programs[key])):
             self._programs[key] = build()
             while len(self._programs) > self.size:
                 self._programs.popitem(last=False)

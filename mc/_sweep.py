@@ -15,6 +15,7 @@ import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import jax
@@ -185,6 +186,12 @@ class SizeRun:
 PROGRAMS = _cache.PROGRAMS
 
 
+#: Sizes whose programs compile ahead of the size running: XLA compiles in C++ with the GIL
+#: released, so while one size's program runs (or the next is traced) the next sizes' compile
+#: on the other cores (``benchmarks/bench_coord_microsoft.py`` measures a check in a fresh process).
+COMPILE_AHEAD = 2
+
+
 def measure(
     model: Callable[[int], Any],
     run: Sweep,
@@ -199,13 +206,16 @@ def measure(
     """Yields a :class:`SizeRun` per size not in ``skip``, in increasing order: ``seeds``
     models ``model(size)`` trained ``steps`` steps on the batch, every row recorded before
     each update (``watch``: update effects and logits too). ``program_of(trainee, layout,
-    loss_fn, steps, watch)`` builds a size's program (the caller's, so a test can count them)."""
+    loss_fn, steps, watch)`` builds a size's jitted program (the caller's, so a test can count
+    them); it is traced and lowered here, and compiled on a worker thread up to
+    :data:`COMPILE_AHEAD` sizes ahead of the size running (kept in :data:`PROGRAMS`)."""
     keys = jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(run.seeds))
-    for size in run.sizes:
-        if size in skip:
-            continue
+    lr = jnp.float32(run.lr)
+    todo = [size for size in run.sizes if size not in skip]
+    pool = ThreadPoolExecutor(max_workers=COMPILE_AHEAD, thread_name_prefix="mc-compile")
 
-        def build(size=size):
+    def start(size: int) -> tuple[Trainee, Layout, Future]:
+        def build() -> tuple[Trainee, Layout, Future]:
             depth = (size, run.base, run.alpha) if run.alpha is not None else None
             t, layout = trainee(
                 model, size, inputs, base=run.base if run.sweep == "width" else None,
@@ -213,13 +223,30 @@ def measure(
                 blocks=run.blocks, depth=depth, zero_query=run.zero_query, zero_output=run.zero_output,
                 call=run.call, watch=watch, draws=dict(run.draws) if isinstance(run.draws, tuple) else run.draws,
             )  # fmt: skip
-            return t, layout, program_of(t, layout, run.loss_fn, run.steps, watch)
+            lowered = program_of(t, layout, run.loss_fn, run.steps, watch).lower(keys, inputs, targets, lr)
+            return t, layout, pool.submit(lowered.compile)
 
-        signature = ("coordinate check", model, size, run.settings(), watch, jax.typeof(inputs),
-                     jax.typeof(targets), jax.default_backend())  # fmt: skip
-        t, layout, program = PROGRAMS.get(signature, build)
-        stats, losses = program(keys, inputs, targets, jnp.float32(run.lr))
-        yield SizeRun(size, np.asarray(stats, np.float64), np.asarray(losses, np.float64), t, layout)
+        # a compiled program takes arguments of the types and placements it was compiled for
+        signature = ("coordinate check", model, size, run.settings(), watch, jax.typeof(keys), jax.typeof(inputs),
+                     jax.typeof(targets), inputs.sharding, targets.sharding, jax.default_backend())  # fmt: skip
+        return PROGRAMS.get(signature, build, valid=lambda kept: _compiles(kept[2]))
+
+    try:
+        started = [start(size) for size in todo[: 1 + COMPILE_AHEAD]]
+        for i, size in enumerate(todo):
+            if i + COMPILE_AHEAD < len(todo) and len(started) <= i + COMPILE_AHEAD:
+                started.append(start(todo[i + COMPILE_AHEAD]))  # traced while the earlier sizes compile
+            t, layout, compiled = started[i]
+            stats, losses = compiled.result()(keys, inputs, targets, lr)
+            yield SizeRun(size, np.asarray(stats, np.float64), np.asarray(losses, np.float64), t, layout)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _compiles(future: Future) -> bool:
+    """Whether a kept compilation gives (or will give) a program: not cancelled (a check
+    interrupted before it ran) nor failed."""
+    return not future.cancelled() and (not future.done() or future.exception() is None)
 
 
 def as_mapping(done: Any, name: str = "done") -> Mapping[int, Any]:
@@ -231,6 +258,7 @@ def as_mapping(done: Any, name: str = "done") -> Mapping[int, Any]:
 
 
 __all__ = [
+    "COMPILE_AHEAD",
     "PROGRAMS",
     "SWEEPS",
     "SWEPT_ARGUMENT",

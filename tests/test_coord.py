@@ -9,6 +9,7 @@ gradients differ by float32 rounding, and Adam's ``g / sqrt(v)`` passes a relati
 of the gradient straight into the update: ``1e-4`` relative bounds that at these sizes.
 """
 
+import concurrent.futures
 import json
 import math
 import os
@@ -89,6 +90,51 @@ def test_one_step_is_the_forward_pass_at_init():
 def test_a_widths_rows_depend_only_on_the_key_and_seeds_not_on_the_other_widths(mlp_check):
     other = mc.coord_check(mc.width_model("mlp"), [32, 48], X, Y, base=16, lr=0.01, steps=3, seeds=3, key=5)
     assert [x for x in mlp_check.rows if x.width == 32] == [x for x in other.rows if x.width == 32]
+
+
+class _CompilesTheFirstOnly:
+    """A stand-in for the compile workers that compiles the first program it is given at once
+    and leaves the others waiting, as a busy pool would when a check is stopped."""
+
+    def __init__(self, max_workers, thread_name_prefix):
+        self.compiled_one, self.waiting = False, []
+
+    def submit(self, compile_program):
+        future = concurrent.futures.Future()
+        if self.compiled_one:
+            self.waiting.append(future)
+        else:
+            self.compiled_one = True
+            future.set_result(compile_program())
+        return future
+
+    def shutdown(self, wait, cancel_futures):
+        assert cancel_futures
+        for future in self.waiting:
+            future.cancel()
+
+
+def test_a_check_stopped_after_its_first_width_leaves_the_next_check_whole(mlp_check, monkeypatch):
+    """Programs compile ahead of the width running; a check stopped early (an interrupt, an
+    exception in ``on_size``) cancels the compilations not yet started, and the next check
+    rebuilds those programs instead of finding a cancelled compilation in the cache."""
+    from mc import _sweep
+    from mc._cache import ProgramCache
+
+    cache = ProgramCache(32)
+    monkeypatch.setattr(_sweep, "PROGRAMS", cache)
+    monkeypatch.setattr(_sweep, "ThreadPoolExecutor", _CompilesTheFirstOnly)
+
+    def stop(size, rows, losses):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        mc.coord_check(mc.width_model("mlp"), [16, 32], X, Y, base=16, lr=0.01, steps=3, seeds=3, key=5,
+                       on_size=stop)  # fmt: skip
+    assert [future.cancelled() for _, _, future in cache._programs.values()] == [False, True]  # 16 ran, 32 not
+    monkeypatch.setattr(_sweep, "ThreadPoolExecutor", concurrent.futures.ThreadPoolExecutor)  # the same cache
+    again = mc.coord_check(mc.width_model("mlp"), [16, 32], X, Y, base=16, lr=0.01, steps=3, seeds=3, key=5)
+    assert again.rows == mlp_check.rows
 
 
 def test_mup_is_the_identity_at_the_base_width(mlp_check):

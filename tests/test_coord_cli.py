@@ -93,23 +93,17 @@ def ctrl_c_after_width(monkeypatch):
     program has run, as a Ctrl-C at that moment would be."""
 
     def arm(n):
-        real = _coord.size_program
+        real = _sweep.SizeRun  # made right after a width's program has run
         calls = {"n": 0}
-        monkeypatch.setattr(_sweep, "PROGRAMS", ProgramCache(32))  # none compiled before: all wrapped
+        monkeypatch.setattr(_sweep, "PROGRAMS", ProgramCache(32))  # none compiled before: every width runs
 
-        def program(*args, **kwargs):
-            run = real(*args, **kwargs)
+        def run_then_ctrl_c(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == n:
+                os.kill(os.getpid(), signal.SIGINT)
+            return real(*args, **kwargs)
 
-            def run_then_ctrl_c(*arguments):
-                out = run(*arguments)
-                calls["n"] += 1
-                if calls["n"] == n:
-                    os.kill(os.getpid(), signal.SIGINT)
-                return out
-
-            return run_then_ctrl_c
-
-        monkeypatch.setattr(_coord, "size_program", program)
+        monkeypatch.setattr(_sweep, "SizeRun", run_then_ctrl_c)
 
     return arm
 
