@@ -24,6 +24,15 @@ compilation-cache``, on by default on ``python -m mc``'s commands: what every la
 new process costs; tracing and lowering remain, XLA's compilation is read from disk). The
 ratios are ``get_coord_data`` time / jax time, medians over repeats. Targets (issue 29):
 cold at least 1x and warm at least 3x on a 2-core CPU.
+
+Floors: what the check cannot do without, timed the same way (each in its own fresh
+process, cold then warm, the cache off): **init** compiles and runs the model's own
+``init`` for every seed at every width (``lax.map`` over the seeds, one jitted program per
+width, each leaf summed so nothing is stored), and nothing else; **train** adds the training
+(the model's init, ``steps - 1`` Adam steps and a last forward pass per seed, as the check
+runs them) but records nothing: the check without its statistics and without μP's
+bookkeeping. ``floor_ratio`` is ``get_coord_data`` time / floor time: the most any check on
+jax can reach on this machine, with XLA compiling one program per width.
 """
 
 from __future__ import annotations
@@ -74,6 +83,54 @@ times["jax"] = jax.__version__
 print(json.dumps(times))
 """
 
+_FLOOR_SIDE = r"""
+import json, sys, time
+settings, part = json.loads(sys.argv[1]), sys.argv[2]
+import jax, jax.numpy as jnp, optax, mc
+from flaxinit.prng import philox_key
+key = jax.random.key(settings["key"])
+k_x, k_y = jax.random.split(key)
+x = jax.random.normal(k_x, (settings["batch"], settings["features"]))
+y = jax.random.randint(k_y, (settings["batch"],), 0, settings["classes"])
+x.block_until_ready()
+model = mc.width_model("mlp", "sp", out_features=settings["classes"])
+def program(module):
+    tx = optax.adam(settings["lr"])
+    def loss(params):
+        return optax.softmax_cross_entropy_with_integer_labels(module.apply(params, x), y).mean()
+    def one_seed(k):
+        params = module.init(k, x)
+        if part == "init":
+            return sum(jnp.sum(leaf) for leaf in jax.tree.leaves(params))
+        def step(carry, _):
+            params, state = carry
+            value, grads = jax.value_and_grad(loss)(params)
+            updates, state = tx.update(grads, state, params)
+            return (optax.apply_updates(params, updates), state), value
+        (params, _), values = jax.lax.scan(step, (params, tx.init(params)), None, length=settings["steps"] - 1)
+        return jnp.concatenate([values, loss(params)[None]])
+    return jax.jit(lambda keys: jax.lax.map(one_seed, keys))
+from concurrent.futures import ThreadPoolExecutor
+def keys_of(key):
+    return jax.vmap(lambda s: jax.random.fold_in(key, s))(jnp.arange(settings["seeds"]))
+times = {}
+start = time.perf_counter()
+keys = keys_of(philox_key(settings["key"]))
+with ThreadPoolExecutor(2) as pool:  # compiled two at a time, as mc.coord_check does
+    compiling = [pool.submit(program(model(w)).lower(keys).compile) for w in settings["widths"]]
+    compiled = []
+    for future in compiling:  # each width runs as soon as its program is compiled
+        compiled.append(future.result())
+        jax.block_until_ready(compiled[-1](keys))
+times[part + " cold"] = time.perf_counter() - start
+start = time.perf_counter()
+keys = keys_of(philox_key(settings["key"] + 1))
+for c in compiled:
+    jax.block_until_ready(c(keys))
+times[part + " warm"] = time.perf_counter() - start
+print(json.dumps(times))
+"""
+
 
 def _run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
@@ -91,6 +148,14 @@ def jax_side(settings: dict[str, Any], cache: str | None) -> dict[str, Any]:
         env.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")  # fmt: skip
     return _run([sys.executable, "-c", _JAX_SIDE, json.dumps(settings)], env)
+
+
+def floor_side(settings: dict[str, Any], part: str) -> dict[str, Any]:
+    """The floor ``part`` (``"init"`` or ``"train"``) in a fresh process: cold, then warm."""
+    env = {**os.environ, "PYTHONPATH": str(_common.ROOT)}
+    for option in ("JAX_COMPILATION_CACHE_DIR", "FLAXINIT_TESTS_XLA_CACHE"):
+        env.pop(option, None)
+    return _run([sys.executable, "-c", _FLOOR_SIDE, json.dumps(settings), part], env)
 
 
 def peer_side(python: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -113,12 +178,15 @@ def main(argv: Any = None) -> None:
             fresh = jax_side(settings, None)
             jax_side(settings, cache)  # fills the cache
             cached = jax_side(settings, cache)
+        floors = {**floor_side(settings, "init"), **floor_side(settings, "train")}
         peer = peer_side(opts.peer_python, settings)
-        runs.append({"jax": fresh, "jax_cached": cached, "mup": peer})
+        runs.append({"jax": fresh, "jax_cached": cached, "floor": floors, "mup": peer})
         print(f"repeat {repeat + 1}: get_coord_data {peer['cold_s']:.2f} s cold / {peer['warm_s']:.2f} s warm; "
               f"coord_check {fresh['coord_check cold']:.2f} / {fresh['coord_check warm']:.2f} s "
               f"({cached['coord_check cold']:.2f} s cold from a filled cache); verify "
-              f"{fresh['verify cold']:.2f} / {fresh['verify warm']:.2f} s", flush=True)  # fmt: skip
+              f"{fresh['verify cold']:.2f} / {fresh['verify warm']:.2f} s; floors: init {floors['init cold']:.2f} / "
+              f"{floors['init warm']:.2f} s, train {floors['train cold']:.2f} / {floors['train warm']:.2f} s",
+              flush=True)  # fmt: skip
 
     def median(side: str, key: str) -> float:
         return statistics.median(r[side][key] for r in runs)
@@ -128,7 +196,10 @@ def main(argv: Any = None) -> None:
         "get_coord_data warm": median("mup", "warm_s"),
         **{f"{m} {k}": median("jax", f"{m} {k}") for m in ("coord_check", "verify") for k in ("cold", "warm")},
         **{f"{m} cold, cache filled": median("jax_cached", f"{m} cold") for m in ("coord_check", "verify")},
+        **{f"floor {p} {k}": median("floor", f"{p} {k}") for p in ("init", "train") for k in ("cold", "warm")},
     }
+    floor_ratios = {f"{p} {k}": medians[f"get_coord_data {k}"] / medians[f"floor {p} {k}"]
+                    for p in ("init", "train") for k in ("cold", "warm")}  # fmt: skip
     ratios = {
         "cold": medians["get_coord_data cold"] / medians["coord_check cold"],
         "cold, cache filled": medians["get_coord_data cold"] / medians["coord_check cold, cache filled"],
@@ -140,8 +211,9 @@ def main(argv: Any = None) -> None:
     meta = {**settings, "repeats": opts.repeats, "loadavg_start": list(loadavg), "torch": runs[0]["mup"]["torch"],
             "mup": runs[0]["mup"]["mup"], "torch_threads": runs[0]["mup"]["threads"], "jax": runs[0]["jax"]["jax"],
             **machine()}  # fmt: skip
-    _common.store(opts, {"meta": meta, "median_s": medians, "ratio": ratios, "targets": TARGETS, "met": met,
-                         "runs": runs, "stored": time.strftime("%Y-%m-%d")})  # fmt: skip
+    _common.store(opts, {"meta": meta, "median_s": medians, "ratio": ratios, "floor_ratio": floor_ratios,
+                         "targets": TARGETS, "met": met, "runs": runs,
+                         "stored": time.strftime("%Y-%m-%d")})  # fmt: skip
 
 
 if __name__ == "__main__":
