@@ -214,7 +214,8 @@ def bench_coord(path: str = f"{RESULTS}/bench_coord.json") -> str:
         "|---|---|---|---|---|",
         f"| cold: compiling its programs | {median['coord_check cold']:.2f} s | {median['loop cold']:.2f} s | "
         f"**{ratio['cold']:.2f}x** | {verdict('cold')} |",
-        f"| of which XLA compiling (wall time) | {compiling['coord_check cold']:.2f} s | {compiling['loop cold']:.2f} s | | |",
+        f"| of which XLA compiling (wall time) | {compiling['coord_check cold']:.2f} s | "
+        f"{compiling['loop cold']:.2f} s | | |",
         f"| cold, excluding the time XLA compiled | {run['coord_check cold']:.2f} s | {run['loop cold']:.2f} s | "
         f"{ratio['excluding compilation']:.2f}x | |",
         f"| warm: programs compiled before | {median['coord_check warm']:.2f} s | {median['loop warm']:.2f} s | "

@@ -257,12 +257,14 @@ def coord_check(
     Under correct μP every layer's scale is independent of the width at every step (slopes
     about 0); under SP with Adam the output's grows with the width from step 2.
 
-    Each size's compiled program is kept (the 32 most recent), keyed by ``model`` (the
-    function itself: equal for a :func:`mc.width_model`, the same object otherwise), the
-    size and every option (``fans`` and ``call_kwargs`` dicts included) but ``lr``, the
-    batch's values and ``key``, which are its arguments: a second check of the same model
-    compiles nothing. ``model`` is assumed to build the same module every time it is called
-    with a size. :func:`mc.verify` runs the same check and judges it.
+    Each size's compiled program is kept (in ``mc``'s one program cache, the 64 most recent
+    of every tool), keyed by ``model`` (the function itself: equal for a
+    :func:`mc.width_model`, the same object otherwise), the size and every option (``fans``
+    and ``call_kwargs`` dicts included) but ``lr``, the batch's values and ``key``, which are
+    its arguments: a second check of the same model compiles nothing. The next sizes'
+    programs compile on worker threads while a size runs. ``model`` is assumed to build the
+    same module every time it is called with a size. :func:`mc.verify` runs the same check
+    and judges it.
 
     Args:
       model: ``size -> flax.linen Module``, or ``size -> flax.nnx factory`` (``rngs -> Module``).
