@@ -26,6 +26,7 @@ import optax
 
 from flaxinit import mup
 from flaxinit.tooling import check_int
+from mc._cache import ProgramCache
 from mc._model import Layout, Model, as_model, param_shapes, trace_layout
 from mc._width_models import PARAMETRIZATIONS
 
@@ -126,6 +127,24 @@ def _check_bases(model_at: Callable[[int], Any], base: int, x: jax.Array, call: 
                              "the base model's head size")  # fmt: skip
 
 
+#: The base model's parameter shapes by ``(model, base, input type, call)``, taken after its
+#: μP modules' bases are checked: every size of a check compares with the same base model, and
+#: the next check of the same model too, so it is traced once (about 0.07 s a size for the MLP
+#: of ``benchmarks/bench_coord_microsoft.py``, measured). ``model`` is assumed to build the same
+#: module every time it is called with a size, as the program cache assumes.
+BASES: ProgramCache[Any] = ProgramCache(16)
+
+
+def base_shapes(model_at: Callable[[int], Any], base: int, x: jax.Array, call: tuple[Any, Any, Any]) -> Any:
+    """``param_shapes`` of the base model ``model_at(base)``, after :func:`_check_bases`."""
+
+    def build() -> Any:
+        _check_bases(model_at, base, x, call)
+        return param_shapes(as_model(model_at(base), *call), x)
+
+    return BASES.get(("base model", model_at, base, jax.typeof(x), call), build)
+
+
 def trainee(
     model_at: Callable[[int], Any],
     size: int,
@@ -164,8 +183,7 @@ def trainee(
     layout = trace_layout(m, x, watch=watch)
     target = param_shapes(m, x)
     if parametrization == "mup" and base is not None:
-        _check_bases(model_at, base, x, call)
-        reference = param_shapes(as_model(model_at(base), *call), x)
+        reference = base_shapes(model_at, base, x, call)
         # at the base size nothing differs from the base: a model twice as wide tells which
         # axes grow (every parameter's role, which mup.muon reads), and changes no multiplier
         delta = param_shapes(as_model(model_at(2 * base), *call), x) if size == base else None
@@ -225,10 +243,12 @@ def _sgd(lr: Any, *, shapes: Any) -> optax.GradientTransformation:
 
 
 __all__ = [
+    "BASES",
     "LOSSES",
     "OPTIMIZERS",
     "PARAMETRIZATIONS",
     "Trainee",
+    "base_shapes",
     "check_optimizer",
     "check_sizes",
     "loss_function",

@@ -137,6 +137,22 @@ def test_a_check_stopped_after_its_first_width_leaves_the_next_check_whole(mlp_c
     assert again.rows == mlp_check.rows
 
 
+def test_the_base_model_is_checked_and_traced_once_per_model(monkeypatch):
+    """Every size compares with the same base model: its bases check and shapes are taken once,
+    for this check and the next one of the same model (mc._training.BASES)."""
+    from mc import _training
+    from mc._cache import ProgramCache
+
+    monkeypatch.setattr(_training, "BASES", ProgramCache(16))
+    checked = []
+    real = _training._check_bases
+    monkeypatch.setattr(_training, "_check_bases", lambda *args: checked.append(args[1]) or real(*args))
+    model = mc.width_model("mlp")
+    for key in (5, 6):
+        mc.coord_check(model, [16, 32, 48], X, Y, base=16, lr=0.01, steps=1, seeds=2, key=key)
+    assert checked == [16]
+
+
 def test_mup_is_the_identity_at_the_base_width(mlp_check):
     sp = mc.coord_check(mc.width_model("mlp", "sp"), [16, 32], X, Y, base=16, parametrization="sp", lr=0.01,
                         steps=3, seeds=3, key=5)  # fmt: skip
