@@ -58,7 +58,9 @@ FULL = {"widths": [64, 128, 256, 512, 1024], "seeds": 8, "steps": 3, "batch": 64
 QUICK = {**FULL, "widths": [32, 64, 128], "seeds": 2, "features": 64}
 HERE = Path(__file__).resolve().parent
 
-_JAX_SIDE = r"""
+#: What both jax scripts (``_JAX_SIDE``, ``_FLOOR_SIDE``) start with: the settings, and the batch
+#: built before any timing.
+_BATCH = r"""
 import json, sys, time
 settings = json.loads(sys.argv[1])
 import jax, mc
@@ -67,6 +69,9 @@ k_x, k_y = jax.random.split(key)
 x = jax.random.normal(k_x, (settings["batch"], settings["features"]))
 y = jax.random.randint(k_y, (settings["batch"],), 0, settings["classes"])
 x.block_until_ready()
+"""
+
+_JAX_SIDE = r"""
 model = mc.width_model("mlp", out_features=settings["classes"])
 sizes = settings["widths"]
 def check(key):
@@ -84,15 +89,9 @@ print(json.dumps(times))
 """
 
 _FLOOR_SIDE = r"""
-import json, sys, time
-settings, part = json.loads(sys.argv[1]), sys.argv[2]
-import jax, jax.numpy as jnp, optax, mc
+import jax.numpy as jnp, optax
 from flaxinit.prng import philox_key
-key = jax.random.key(settings["key"])
-k_x, k_y = jax.random.split(key)
-x = jax.random.normal(k_x, (settings["batch"], settings["features"]))
-y = jax.random.randint(k_y, (settings["batch"],), 0, settings["classes"])
-x.block_until_ready()
+part = sys.argv[2]
 model = mc.width_model("mlp", "sp", out_features=settings["classes"])
 def program(module):
     tx = optax.adam(settings["lr"])
@@ -139,23 +138,26 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def jax_side(settings: dict[str, Any], cache: str | None) -> dict[str, Any]:
-    """``mc.coord_check`` and ``mc.verify`` in a fresh process: cold, then warm."""
+def _fresh_env() -> dict[str, str]:
+    """This environment for a jax process of the project, with JAX's persistent cache off."""
     env = {**os.environ, "PYTHONPATH": str(_common.ROOT)}
     for option in ("JAX_COMPILATION_CACHE_DIR", "FLAXINIT_TESTS_XLA_CACHE"):
         env.pop(option, None)
+    return env
+
+
+def jax_side(settings: dict[str, Any], cache: str | None) -> dict[str, Any]:
+    """``mc.coord_check`` and ``mc.verify`` in a fresh process: cold, then warm."""
+    env = _fresh_env()
     if cache is not None:
         env.update(JAX_COMPILATION_CACHE_DIR=cache, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
                    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")  # fmt: skip
-    return _run([sys.executable, "-c", _JAX_SIDE, json.dumps(settings)], env)
+    return _run([sys.executable, "-c", _BATCH + _JAX_SIDE, json.dumps(settings)], env)
 
 
 def floor_side(settings: dict[str, Any], part: str) -> dict[str, Any]:
     """The floor ``part`` (``"init"`` or ``"train"``) in a fresh process: cold, then warm."""
-    env = {**os.environ, "PYTHONPATH": str(_common.ROOT)}
-    for option in ("JAX_COMPILATION_CACHE_DIR", "FLAXINIT_TESTS_XLA_CACHE"):
-        env.pop(option, None)
-    return _run([sys.executable, "-c", _FLOOR_SIDE, json.dumps(settings), part], env)
+    return _run([sys.executable, "-c", _BATCH + _FLOOR_SIDE, json.dumps(settings), part], _fresh_env())
 
 
 def peer_side(python: str, settings: dict[str, Any]) -> dict[str, Any]:
