@@ -231,11 +231,11 @@ def measure(
                      jax.typeof(targets), inputs.sharding, targets.sharding, jax.default_backend())  # fmt: skip
         return PROGRAMS.get(signature, build, valid=lambda kept: _compiles(kept[2]))
 
+    started: list[tuple[Trainee, Layout, Future]] = []
     try:
-        started = [start(size) for size in todo[: 1 + COMPILE_AHEAD]]
         for i, size in enumerate(todo):
-            if i + COMPILE_AHEAD < len(todo) and len(started) <= i + COMPILE_AHEAD:
-                started.append(start(todo[i + COMPILE_AHEAD]))  # traced while the earlier sizes compile
+            while len(started) < min(i + 1 + COMPILE_AHEAD, len(todo)):  # traced while earlier sizes compile
+                started.append(start(todo[len(started)]))
             t, layout, compiled = started[i]
             stats, losses = compiled.result()(keys, inputs, targets, lr)
             yield SizeRun(size, np.asarray(stats, np.float64), np.asarray(losses, np.float64), t, layout)
